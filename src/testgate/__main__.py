@@ -1,0 +1,3 @@
+from testgate.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Access: principals, roles and permissions, API tokens, users and passwords."""

@@ -1,0 +1,103 @@
+"""The one exception tree of testgate.
+
+    TestgateError
+    ├── NotFound            a resource does not exist, or the caller may not know it exists
+    ├── Conflict            a resource already exists, or is in a state that forbids the change
+    ├── InvalidInput        the caller sent something malformed; ``errors`` names each field path
+    ├── PermissionDenied    authenticated, but the effective permission is too low
+    ├── Unauthenticated     no credentials, or credentials that are invalid, expired or revoked
+    ├── ConfirmationRequired / ConfirmationRefused   destructive operations without a "yes"
+    ├── LimitExceeded       a size or count bound was hit
+    ├── RunnerError         the executor could not start or control an execution
+    └── AuditFailure        the audit event could not be written, so the operation did not happen
+
+Services raise these; every transport converts them in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class TestgateError(Exception):
+    """Base of every domain error. ``code`` is a stable machine-readable name."""
+
+    __test__ = False
+    message: str
+    code: ClassVar[str] = "error"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class NotFound(TestgateError):
+    code: ClassVar[str] = "not_found"
+
+
+@dataclass
+class Conflict(TestgateError):
+    code: ClassVar[str] = "conflict"
+
+
+@dataclass
+class FieldError:
+    """One validation problem: ``path`` is like ``spec.steps[1].timeout``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+@dataclass
+class InvalidInput(TestgateError):
+    code: ClassVar[str] = "invalid_input"
+    errors: list[FieldError] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if not self.errors:
+            return self.message
+        return self.message + "\n" + "\n".join(f"  {e}" for e in self.errors)
+
+
+@dataclass
+class PermissionDenied(TestgateError):
+    code: ClassVar[str] = "permission_denied"
+
+
+@dataclass
+class Unauthenticated(TestgateError):
+    code: ClassVar[str] = "unauthenticated"
+
+
+@dataclass
+class ConfirmationRequired(TestgateError):
+    code: ClassVar[str] = "confirmation_required"
+
+
+@dataclass
+class ConfirmationRefused(TestgateError):
+    code: ClassVar[str] = "confirmation_refused"
+
+
+@dataclass
+class LimitExceeded(TestgateError):
+    code: ClassVar[str] = "limit_exceeded"
+
+
+@dataclass
+class RunnerError(TestgateError):
+    code: ClassVar[str] = "runner_error"
+
+
+@dataclass
+class AuditFailure(TestgateError):
+    code: ClassVar[str] = "audit_failure"

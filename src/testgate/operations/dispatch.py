@@ -1,0 +1,233 @@
+"""``dispatch``: the only way into the platform.
+
+Order: resolve the organization and environment (isolation) -> validate the input -> authorize ->
+confirm (destructive operations) -> run the handler in a transaction -> write exactly one audit event.
+A mutating call's audit event commits in the handler's transaction, so if the event cannot be written
+the change is rolled back and the call fails (fail closed). Denied, failed and crashed calls are audited
+in a transaction of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from testgate.access.principal import Permission
+from testgate.audit import recorder
+from testgate.errors import (
+    AuditFailure,
+    ConfirmationRefused,
+    ConfirmationRequired,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    TestgateError,
+    Unauthenticated,
+)
+from testgate.operations.context import Call, OpContext
+from testgate.operations.registry import Operation, get
+from testgate.platform import tenancy
+from testgate.platform.context import Platform
+from testgate.store.tenancy import Environment, Organization
+
+log = structlog.get_logger("testgate.dispatch")
+
+
+def parse_input(op: Operation[Any, Any], raw: Mapping[str, Any] | BaseModel | None) -> BaseModel:
+    """Validate raw arguments into the operation's input model, naming each bad field."""
+    if isinstance(raw, op.input):
+        return raw
+    data = raw.model_dump() if isinstance(raw, BaseModel) else dict(raw or {})
+    try:
+        return op.input.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            FieldError(".".join(str(p) for p in e["loc"]), str(e["msg"]).removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+        raise InvalidInput(f"invalid arguments for {op.tool}", errors=errors) from None
+
+
+async def _scope(
+    session: AsyncSession, op: Operation[Any, Any], call: Call
+) -> tuple[Organization, Environment | None]:
+    org = await tenancy.organization_by_slug(session, call.organization)
+    if org.id != call.principal.organization_id:
+        # Another organization's resources answer as absent, never as forbidden.
+        raise NotFound(f"organization {call.organization!r} not found")
+    if op.scope == "organization":
+        return org, None
+    if call.environment is None:
+        raise InvalidInput(f"{op.tool} needs an environment")
+    env = await tenancy.environment_by_slug(session, org, call.environment)
+    if call.principal.permission_in(env.id) == Permission.NONE:
+        raise NotFound(f"environment {call.environment!r} not found in organization {org.slug!r}")
+    return org, env
+
+
+def _authorize(op: Operation[Any, Any], call: Call, env: Environment | None) -> None:
+    held = call.principal.permission_in(env.id if env else None)
+    if op.scope == "organization" and op.permission >= Permission.ADMIN:
+        allowed = call.principal.is_org_admin
+    else:
+        allowed = held >= op.permission
+    if not allowed:
+        raise PermissionDenied(
+            f"{op.tool} needs {op.permission.label} permission; you have {held.label}",
+            details={"required": op.permission.label, "held": held.label},
+        )
+
+
+class _Trace:
+    """What dispatch learned along the way, for the one audit event."""
+
+    def __init__(self) -> None:
+        self.org: Organization | None = None
+        self.env: Environment | None = None
+        self.ctx: OpContext | None = None
+        self.confirmation: str | None = None
+        self.arguments: dict[str, Any] = {}
+
+
+async def dispatch(
+    platform: Platform, call: Call, name: str, raw: Mapping[str, Any] | BaseModel | None = None
+) -> BaseModel:
+    """Run operation ``name`` for ``call`` and return its output model."""
+    op = get(name)
+    trace = _Trace()
+    try:
+        result = await _run(platform, op, call, raw, trace)
+    except TestgateError as exc:
+        await _audit_failure(platform, op, call, trace, exc)
+        raise
+    except BaseException as exc:
+        log.exception("operation crashed", operation=op.name, request_id=call.request_id)
+        await _audit_failure(platform, op, call, trace, exc)
+        raise
+    return result
+
+
+async def _run(
+    platform: Platform, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace
+) -> BaseModel:
+    if isinstance(raw, Mapping):
+        trace.arguments = _mask(op, dict(raw))
+    async with platform.db.session() as session:
+        trace.org, trace.env = await _scope(session, op, call)
+    payload = parse_input(op, raw)
+    trace.arguments = _mask(op, payload.model_dump(mode="json"))
+    _authorize(op, call, trace.env)
+    confirmed = await _confirm(platform, op, call, payload, trace) if op.destructive else None
+    if op.long_running:
+        ctx = OpContext(platform, call, trace.org, trace.env, None, confirmed)
+        trace.ctx = ctx
+        result = await op.handler(ctx, payload)
+        async with platform.db.session() as session:
+            await _audit_success(session, op, call, trace)
+        return result
+    async with platform.db.session() as session:
+        ctx = OpContext(platform, call, trace.org, trace.env, session, confirmed)
+        trace.ctx = ctx
+        result = await op.handler(ctx, payload)
+        await _audit_success(session, op, call, trace)
+    for hook in ctx.after_commit:
+        await hook()
+    return result
+
+
+async def _confirm(
+    platform: Platform, op: Operation[Any, Any], call: Call, payload: BaseModel, trace: _Trace
+) -> Any:
+    assert op.confirm is not None
+    async with platform.db.session() as session:
+        question = await op.confirm(OpContext(platform, call, trace.org, trace.env, session), payload)
+    if call.confirm is None:
+        trace.confirmation = "unavailable"
+        raise ConfirmationRequired(
+            f"{op.tool} is destructive and needs the user's confirmation, but this client cannot ask "
+            f"(it did not declare elicitation support). Nothing was changed. It would: {question.message}"
+        )
+    outcome = await call.confirm(question.message)
+    trace.confirmation = outcome
+    if outcome not in ("accepted", "explicit"):
+        raise ConfirmationRefused(f"the user {outcome} the confirmation; nothing was changed")
+    return question.subject
+
+
+async def _audit_success(session: AsyncSession, op: Operation[Any, Any], call: Call, trace: _Trace) -> None:
+    try:
+        await recorder.record(session, _event(op, call, trace, "allowed", ""))
+    except Exception as exc:
+        log.exception("audit write failed", operation=op.name, request_id=call.request_id)
+        raise AuditFailure(f"the audit event for {op.tool} could not be written; nothing was changed") from exc
+
+
+async def _audit_failure(
+    platform: Platform, op: Operation[Any, Any], call: Call, trace: _Trace, exc: BaseException
+) -> None:
+    if isinstance(exc, AuditFailure):
+        return
+    outcome: recorder.Outcome
+    if isinstance(exc, PermissionDenied | Unauthenticated | ConfirmationRefused | ConfirmationRequired):
+        outcome, reason = "denied", str(exc)
+    elif isinstance(exc, NotFound) and trace.env is None and op.scope == "environment":
+        outcome, reason = "denied", str(exc)
+    elif isinstance(exc, TestgateError):
+        outcome, reason = "error", str(exc)
+    else:
+        outcome, reason = "error", f"internal error ({type(exc).__name__})"
+    org_id = trace.org.id if trace.org else call.principal.organization_id
+    try:
+        async with platform.db.session() as session:
+            await recorder.record(session, _event(op, call, trace, outcome, reason, org_id))
+    except Exception:
+        log.exception("audit write failed for a failed call", operation=op.name, request_id=call.request_id)
+
+
+def _mask(op: Operation[Any, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """Mask the values under the operation's ``redact_arguments`` keys (a handler may refine this)."""
+    for key in op.redact_arguments:
+        value = arguments.get(key)
+        if isinstance(value, dict):
+            arguments[key] = dict.fromkeys(value, "***")
+        elif value is not None:
+            arguments[key] = "***"
+    return arguments
+
+
+def _event(
+    op: Operation[Any, Any],
+    call: Call,
+    trace: _Trace,
+    outcome: recorder.Outcome,
+    reason: str,
+    org_id: str | None = None,
+) -> recorder.Event:
+    principal = call.principal
+    resources = [
+        {"type": r.type, "id": r.id, "name": r.name} for r in (trace.ctx.resources if trace.ctx else [])
+    ]
+    return recorder.Event(
+        organization_id=org_id or (trace.org.id if trace.org else principal.organization_id),
+        environment_id=trace.env.id if trace.env else None,
+        action=op.name,
+        outcome=outcome,
+        transport=call.transport,
+        actor_type=principal.kind,
+        actor_id=principal.id,
+        actor_name=principal.name,
+        resources=resources,
+        reason=reason,
+        confirmation=trace.confirmation,
+        request_id=call.request_id,
+        source_address=call.source_address,
+        user_agent=call.user_agent,
+        arguments=trace.ctx.audit_arguments
+        if trace.ctx and trace.ctx.audit_arguments is not None
+        else trace.arguments,
+    )

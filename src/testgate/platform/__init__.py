@@ -1,0 +1,1 @@
+"""The test platform: workflows, executions, logs, artifacts, results, test cases and analytics."""

@@ -1,0 +1,296 @@
+"""Executions: created from a workflow with config values, listed by keyset, tagged, waited on.
+
+Status moves queued -> running -> passed | failed | aborted | timed_out. Sensitive config values are
+never stored: the execution keeps ``***`` in their place and the executor receives them in memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from testgate.errors import Conflict, InvalidInput, NotFound
+from testgate.platform import spec as specs
+from testgate.platform.pagination import clamp_limit, decode_cursor, encode_cursor
+from testgate.store.base import utcnow
+from testgate.store.executions import ExecutionRow, ExecutionTagRow, StepRow
+from testgate.store.tenancy import Environment
+from testgate.store.workflows import WorkflowRow
+
+STATUSES = ("queued", "running", "passed", "failed", "aborted", "timed_out")
+TERMINAL = frozenset({"passed", "failed", "aborted", "timed_out"})
+MASK = "***"
+_TAG_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
+
+
+def resolve_config(spec: specs.Spec, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check run-time config values against the spec; return (stored values, sensitive values)."""
+    unknown = sorted(set(given) - set(spec.config))
+    if unknown:
+        raise InvalidInput(
+            f"unknown config parameter(s): {', '.join(unknown)}; declared: {', '.join(spec.config) or 'none'}"
+        )
+    stored: dict[str, Any] = {}
+    secrets: dict[str, str] = {}
+    problems: list[str] = []
+    for name, param in spec.config.items():
+        raw = given.get(name, param.default)
+        if raw is None:
+            problems.append(f"config.{name}: required (no default)")
+            continue
+        try:
+            value = param.coerce(raw)
+        except ValueError as exc:
+            problems.append(f"config.{name}: {exc}")
+            continue
+        if param.sensitive:
+            secrets[name] = specs.render("{{ config.%s }}" % name, {name: value})
+            stored[name] = MASK
+        else:
+            stored[name] = value
+    if problems:
+        raise InvalidInput("invalid config: " + "; ".join(problems))
+    return stored, secrets
+
+
+def validate_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    for key, value in tags.items():
+        if not _TAG_KEY.match(key):
+            raise InvalidInput(f"tag key {key!r} is not valid (letters, digits, '._/-', at most 63)")
+        if not isinstance(value, str) or len(value) > 255:
+            raise InvalidInput(f"tag {key!r}: the value must be a string of at most 255 characters")
+    if len(tags) > 50:
+        raise InvalidInput("at most 50 tags per execution")
+    return dict(tags)
+
+
+@dataclass(frozen=True)
+class Created:
+    row: ExecutionRow
+    secrets: dict[str, str]
+
+
+async def create(
+    session: AsyncSession,
+    env: Environment,
+    workflow: WorkflowRow,
+    *,
+    config: Mapping[str, Any],
+    tags: Mapping[str, str],
+    created_by: str,
+) -> Created:
+    """Create a queued execution of ``workflow`` (numbered per workflow) with its steps."""
+    document = specs.validate(workflow.spec)
+    stored, secrets = resolve_config(document.spec, config)
+    tags = validate_tags(tags)
+    # Lock the workflow row so concurrent runs get distinct numbers.
+    await session.execute(
+        select(WorkflowRow.id).where(WorkflowRow.id == workflow.id).with_for_update()
+    )
+    number = await session.scalar(
+        update(WorkflowRow)
+        .where(WorkflowRow.id == workflow.id)
+        .values(execution_count=WorkflowRow.execution_count + 1)
+        .returning(WorkflowRow.execution_count)
+    )
+    row = ExecutionRow(
+        environment_id=env.id,
+        workflow_id=workflow.id,
+        workflow_name=workflow.name,
+        number=int(number or 1),
+        status="queued",
+        config=stored,
+        spec=workflow.spec,
+        created_by=created_by,
+    )
+    session.add(row)
+    await session.flush()
+    for index, step in enumerate(document.spec.steps):
+        session.add(StepRow(execution_id=row.id, index=index, name=step.name, condition=step.condition))
+    for key, value in tags.items():
+        session.add(ExecutionTagRow(execution_id=row.id, key=key, value=value))
+    await session.flush()
+    return Created(row, secrets)
+
+
+async def create_external(
+    session: AsyncSession, env: Environment, *, name: str, tags: Mapping[str, str], created_by: str
+) -> ExecutionRow:
+    """An execution that ran elsewhere (results uploaded from an external CI)."""
+    tags = validate_tags(tags)
+    workflow = await session.scalar(
+        select(WorkflowRow).where(WorkflowRow.environment_id == env.id, WorkflowRow.name == name)
+    )
+    last = await session.scalar(
+        select(ExecutionRow.number)
+        .where(ExecutionRow.environment_id == env.id, ExecutionRow.workflow_name == name)
+        .order_by(ExecutionRow.number.desc())
+        .limit(1)
+    )
+    number = (last or 0) + 1
+    if workflow is not None:
+        workflow.execution_count = max(workflow.execution_count, last or 0) + 1
+        number = workflow.execution_count
+    now = utcnow()
+    row = ExecutionRow(
+        environment_id=env.id,
+        workflow_id=workflow.id if workflow else None,
+        workflow_name=name,
+        number=number,
+        status="running",
+        source="upload",
+        created_at=now,
+        started_at=now,
+        created_by=created_by,
+    )
+    session.add(row)
+    await session.flush()
+    for key, value in tags.items():
+        session.add(ExecutionTagRow(execution_id=row.id, key=key, value=value))
+    return row
+
+
+def _scoped(env: Environment) -> Select[tuple[ExecutionRow]]:
+    return select(ExecutionRow).where(ExecutionRow.environment_id == env.id)
+
+
+async def get(session: AsyncSession, env: Environment, ref: str) -> ExecutionRow:
+    """By id, or by ``workflow-name#number``."""
+    query = _scoped(env)
+    name, sep, number = ref.rpartition("#")
+    if sep and number.isdigit():
+        query = query.where(ExecutionRow.workflow_name == name, ExecutionRow.number == int(number))
+    else:
+        query = query.where(ExecutionRow.id == ref)
+    row = await session.scalar(query)
+    if row is None:
+        raise NotFound(f"execution {ref!r} not found in environment {env.slug!r}")
+    return row
+
+
+async def steps_of(session: AsyncSession, execution_id: str) -> list[StepRow]:
+    rows = await session.scalars(
+        select(StepRow).where(StepRow.execution_id == execution_id).order_by(StepRow.index)
+    )
+    return list(rows)
+
+
+async def tags_of(session: AsyncSession, execution_ids: list[str]) -> dict[str, dict[str, str]]:
+    result: dict[str, dict[str, str]] = {i: {} for i in execution_ids}
+    if not execution_ids:
+        return result
+    rows = await session.execute(
+        select(ExecutionTagRow.execution_id, ExecutionTagRow.key, ExecutionTagRow.value).where(
+            ExecutionTagRow.execution_id.in_(execution_ids)
+        )
+    )
+    for execution_id, key, value in rows:
+        result[execution_id][key] = value
+    return result
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[ExecutionRow]
+    next_cursor: str | None
+
+
+async def list_page(
+    session: AsyncSession,
+    env: Environment,
+    *,
+    workflow: str | None = None,
+    status: list[str] | None = None,
+    tags: str | None = None,
+    since: datetime | None = None,
+    text: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page:
+    """Newest first; ``cursor`` continues after the last row of the previous page (an index seek)."""
+    size = clamp_limit(limit)
+    query = _scoped(env)
+    if workflow:
+        query = query.where(ExecutionRow.workflow_name == workflow)
+    if status:
+        bad = sorted(set(status) - set(STATUSES))
+        if bad:
+            raise InvalidInput(f"unknown status {', '.join(bad)}; one of {', '.join(STATUSES)}")
+        query = query.where(ExecutionRow.status.in_(status))
+    for key, value in _tag_selector(tags).items():
+        condition = and_(ExecutionTagRow.execution_id == ExecutionRow.id, ExecutionTagRow.key == key)
+        if value is not None:
+            condition = and_(condition, ExecutionTagRow.value == value)
+        query = query.where(exists().where(condition))
+    if since is not None:
+        query = query.where(ExecutionRow.created_at >= since)
+    if text:
+        like = f"%{_escape_like(text)}%"
+        query = query.where(
+            or_(ExecutionRow.workflow_name.like(like, escape="\\"), ExecutionRow.reason.like(like, escape="\\"))
+        )
+    if cursor:
+        (last_id,) = decode_cursor(cursor)
+        query = query.where(ExecutionRow.id < str(last_id))
+    rows = list(await session.scalars(query.order_by(ExecutionRow.id.desc()).limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, encode_cursor(rows[-1].id) if more else None)
+
+
+def _tag_selector(selector: str | None) -> dict[str, str | None]:
+    from testgate.platform.workflows import parse_selector
+
+    return parse_selector(selector)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def set_tags(
+    session: AsyncSession, row: ExecutionRow, tags: Mapping[str, str | None], *, replace: bool
+) -> dict[str, str]:
+    """Merge tags (a ``None`` value removes the key), or replace them all."""
+    current = (await tags_of(session, [row.id]))[row.id]
+    merged = {} if replace else dict(current)
+    for key, value in tags.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    merged = validate_tags(merged)
+    await session.execute(delete(ExecutionTagRow).where(ExecutionTagRow.execution_id == row.id))
+    for key, value in merged.items():
+        session.add(ExecutionTagRow(execution_id=row.id, key=key, value=value))
+    await session.flush()
+    return merged
+
+
+def ensure_abortable(row: ExecutionRow) -> None:
+    if row.status in TERMINAL:
+        raise Conflict(f"execution {row.workflow_name}#{row.number} already finished ({row.status})")
+
+
+async def mark_aborted(session: AsyncSession, execution_id: str, reason: str) -> bool:
+    """Abort a queued execution in the store (a running one is aborted by its executor)."""
+    now = utcnow()
+    result = await session.execute(
+        update(ExecutionRow)
+        .where(ExecutionRow.id == execution_id, ExecutionRow.status == "queued")
+        .values(status="aborted", reason=reason, finished_at=now)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await session.execute(
+        update(StepRow)
+        .where(StepRow.execution_id == execution_id, StepRow.status == "queued")
+        .values(status="skipped", reason="execution aborted")
+    )
+    return True

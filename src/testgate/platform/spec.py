@@ -1,0 +1,382 @@
+"""The workflow spec: a Testkube-like ``kind: TestWorkflow`` YAML document, validated by pydantic.
+
+Unknown fields are refused and every error names its field path (``spec.steps[1].timeout: ...``).
+YAML is loaded with the safe loader, after a size check, and aliases are refused (no billion laughs).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from testgate.errors import FieldError, InvalidInput
+from testgate.ids import is_slug
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
+_TEMPLATE = re.compile(r"\{\{\s*config\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_STEPS = 100
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from a number or a Go-style duration (``90s``, ``5m``, ``1h30m``)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h30m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value.strip())
+        if not value.strip() or not match:
+            raise ValueError(f"{value!r} is not a duration such as 30s, 5m or 1h30m")
+        h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        seconds = h * 3600 + m * 60 + s
+    if seconds <= 0 or seconds > 7 * 86400:
+        raise ValueError("must be more than 0 and at most 7 days")
+    return seconds
+
+
+Duration = Annotated[float, Field(json_schema_extra={"examples": ["30s", "5m", "1h30m", 120]})]
+
+
+class ConfigParameter(_Model):
+    """A parameter a run may set: ``--config name=value``."""
+
+    type: Literal["string", "integer", "number", "boolean"] = "string"
+    default: str | int | float | bool | None = None
+    description: str = ""
+    sensitive: bool = False
+    enum: list[str] | None = None
+
+    def coerce(self, value: Any) -> str | int | float | bool:
+        """Check and convert one value given for this parameter."""
+        try:
+            result: str | int | float | bool
+            if self.type == "integer":
+                result = int(value) if not isinstance(value, bool) else _raise_bool()
+            elif self.type == "number":
+                result = float(value) if not isinstance(value, bool) else _raise_bool()
+            elif self.type == "boolean":
+                result = _as_bool(value)
+            else:
+                if not isinstance(value, str | int | float) or isinstance(value, bool):
+                    raise ValueError("expected a string")
+                result = str(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"expected {self.type}: {exc}") from None
+        if self.enum is not None and str(result) not in self.enum:
+            raise ValueError(f"must be one of {', '.join(self.enum)}")
+        return result
+
+
+def _raise_bool() -> int:
+    raise ValueError("booleans are not numbers")
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+class ContentFile(_Model):
+    path: str = Field(min_length=1, max_length=1024)
+    content: str = Field(max_length=1024 * 1024)
+    mode: int | None = Field(default=None, ge=0, le=0o777)
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        return _relative_path(value)
+
+
+class GitContent(_Model):
+    uri: str = Field(min_length=1, max_length=2048)
+    revision: str | None = Field(default=None, max_length=255, pattern=r"^[A-Za-z0-9._/-]+$")
+    paths: list[str] | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not re.match(r"^(https?|ssh|git|file)://", value) and not re.match(r"^[\w.-]+@[\w.-]+:", value):
+            raise ValueError("must be an https://, ssh://, git://, file:// or user@host: repository URL")
+        if value.startswith("-"):
+            raise ValueError("must not start with '-'")
+        return value
+
+
+class Content(_Model):
+    """Where the workspace's files come from; several sources may be combined."""
+
+    files: list[ContentFile] = Field(default_factory=list, max_length=1000)
+    directory: str | None = Field(default=None, max_length=4096)
+    git: GitContent | None = None
+
+
+class RunSpec(_Model):
+    command: list[str] = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+
+
+class Step(_Model):
+    """One step: a ``shell`` script, or ``run.command`` + ``args`` (no shell)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    shell: str | None = None
+    run: RunSpec | None = None
+    working_dir: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration | None = None
+    condition: Literal["always", "passed", "failed"] = "passed"
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("working_dir")
+    @classmethod
+    def _workdir(cls, value: str | None) -> str | None:
+        return None if value is None else _relative_path(value)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        return _env_mapping(value)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Step:
+        if (self.shell is None) == (self.run is None):
+            raise ValueError("a step needs exactly one of 'shell' or 'run'")
+        return self
+
+
+class Artifacts(_Model):
+    paths: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("paths")
+    @classmethod
+    def _globs(cls, value: list[str]) -> list[str]:
+        return [_relative_path(p) for p in value]
+
+
+class Results(_Model):
+    junit: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("junit")
+    @classmethod
+    def _globs(cls, value: list[str]) -> list[str]:
+        return [_relative_path(p) for p in value]
+
+
+class Target(_Model):
+    """Which workers may run this workflow (``target.match``: every label must match)."""
+
+    match: dict[str, str] = Field(default_factory=dict)
+
+
+class Spec(_Model):
+    config: dict[str, ConfigParameter] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    content: Content | None = None
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    artifacts: Artifacts | None = None
+    results: Results | None = None
+    target: Target | None = None
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        return _env_mapping(value)
+
+    @field_validator("config")
+    @classmethod
+    def _names(cls, value: dict[str, ConfigParameter]) -> dict[str, ConfigParameter]:
+        for name in value:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", name):
+                raise ValueError(f"{name!r} is not a valid parameter name")
+        return value
+
+    @model_validator(mode="after")
+    def _templates_known(self) -> Spec:
+        for index, step in enumerate(self.steps):
+            for text in _step_texts(step):
+                for name in _TEMPLATE.findall(text):
+                    if name not in self.config:
+                        raise ValueError(f"steps[{index}] uses {{{{ config.{name} }}}}, not declared in config")
+        return self
+
+
+class Metadata(_Model):
+    name: str = Field(min_length=1, max_length=63)
+    labels: dict[str, str] = Field(default_factory=dict)
+    description: str = Field(default="", max_length=4000)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not is_slug(value):
+            raise ValueError("must be lowercase letters, digits and '-' (like a DNS label)")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, val in value.items():
+            if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$", key):
+                raise ValueError(f"label key {key!r} is not valid")
+            if len(val) > 63:
+                raise ValueError(f"label {key!r}: value longer than 63 characters")
+        return value
+
+
+class Workflow(_Model):
+    """A whole workflow document."""
+
+    kind: Literal["TestWorkflow"] = "TestWorkflow"
+    api_version: str | None = Field(default=None, alias="apiVersion")
+    metadata: Metadata
+    spec: Spec
+
+
+def _relative_path(value: str) -> str:
+    if not value or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
+        raise ValueError(f"{value!r} must be a path relative to the workspace")
+    if ".." in re.split(r"[/\\]", value):
+        raise ValueError(f"{value!r} must not contain '..'")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL")
+    return value
+
+
+def _env_mapping(value: Any) -> Any:
+    """Accept ``{NAME: value}`` or Testkube's ``[{name: NAME, value: value}]``; values become strings."""
+    if isinstance(value, list):
+        mapping: dict[str, Any] = {}
+        for item in value:
+            if not isinstance(item, dict) or set(item) - {"name", "value"} or "name" not in item:
+                raise ValueError("each env entry needs 'name' and 'value'")
+            mapping[str(item["name"])] = item.get("value", "")
+        value = mapping
+    if isinstance(value, dict):
+        for name in value:
+            if not isinstance(name, str) or not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+        return {k: _scalar_text(v) for k, v in value.items()}
+    return value
+
+
+def _scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _step_texts(step: Step) -> list[str]:
+    texts = [step.shell or "", step.working_dir or "", *step.env.values()]
+    if step.run:
+        texts += step.run.command + step.run.args
+    return texts
+
+
+def render(text: str, values: dict[str, Any]) -> str:
+    """Replace ``{{ config.name }}`` with the run's value for ``name``."""
+    return _TEMPLATE.sub(lambda m: _format(values[m.group(1)]), text)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """The safe loader, refusing anchors and aliases (they serve only to amplify)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"YAML aliases are not allowed (line {event.start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, *, max_bytes: int) -> Any:
+    """Safely parse one YAML document of at most ``max_bytes``."""
+    if len(text.encode()) > max_bytes:
+        raise InvalidInput(f"the workflow definition is larger than {max_bytes} bytes")
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"the workflow definition is not valid YAML: {exc}") from None
+
+
+def validate(document: Any) -> Workflow:
+    """Validate a parsed document; raise ``InvalidInput`` naming each field path."""
+    if not isinstance(document, dict):
+        raise InvalidInput("the workflow definition must be a mapping with kind, metadata and spec")
+    try:
+        return Workflow.model_validate(document)
+    except ValidationError as exc:
+        errors = [FieldError(_path(e["loc"]), _message(e)) for e in exc.errors()]
+        raise InvalidInput("the workflow definition is invalid", errors=errors) from None
+
+
+def _message(error: Any) -> str:
+    msg = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return msg.removeprefix("Value error, ")
+
+
+def parse(text: str, *, max_bytes: int) -> Workflow:
+    """Parse and validate a YAML workflow definition."""
+    return validate(load_yaml(text, max_bytes=max_bytes))
+
+
+def to_document(workflow: Workflow) -> dict[str, Any]:
+    """The canonical JSON-able form stored with the workflow."""
+    return workflow.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def to_yaml(workflow: Workflow) -> str:
+    return yaml.safe_dump(to_document(workflow), sort_keys=False, allow_unicode=True)
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a workflow document."""
+    schema = Workflow.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://testgate.dev/schemas/testworkflow.json"
+    schema["title"] = "TestWorkflow"
+    return schema
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2)

@@ -1,0 +1,99 @@
+"""Organizations and environments: lookup by slug, and the default ones created on first start."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from testgate.errors import InvalidInput, NotFound
+from testgate.ids import is_slug
+from testgate.store.tenancy import Environment, Membership, Organization, SetupToken
+
+
+async def organization_by_slug(session: AsyncSession, slug: str) -> Organization:
+    org = await session.scalar(select(Organization).where(Organization.slug == slug))
+    if org is None:
+        raise NotFound(f"organization {slug!r} not found")
+    return org
+
+
+async def environment_by_slug(session: AsyncSession, org: Organization, slug: str) -> Environment:
+    env = await session.scalar(
+        select(Environment).where(Environment.organization_id == org.id, Environment.slug == slug)
+    )
+    if env is None:
+        raise NotFound(f"environment {slug!r} not found in organization {org.slug!r}")
+    return env
+
+
+async def list_environments(session: AsyncSession, org: Organization) -> list[Environment]:
+    rows = await session.scalars(
+        select(Environment).where(Environment.organization_id == org.id).order_by(Environment.slug)
+    )
+    return list(rows)
+
+
+async def create_organization(session: AsyncSession, slug: str, name: str | None = None) -> Organization:
+    if not is_slug(slug):
+        raise InvalidInput(f"organization id {slug!r} must be a slug (lowercase letters, digits, '-')")
+    org = Organization(slug=slug, name=name or slug)
+    session.add(org)
+    await session.flush()
+    return org
+
+
+async def create_environment(
+    session: AsyncSession, org: Organization, slug: str, name: str | None = None
+) -> Environment:
+    if not is_slug(slug):
+        raise InvalidInput(f"environment id {slug!r} must be a slug (lowercase letters, digits, '-')")
+    env = Environment(organization_id=org.id, slug=slug, name=name or slug)
+    session.add(env)
+    await session.flush()
+    return env
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    organization: Organization
+    environment: Environment
+    setup_token: str | None
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def bootstrap(session: AsyncSession, org_slug: str, env_slug: str) -> Bootstrap:
+    """Ensure the default organization and environment exist.
+
+    While the organization has no owner, a fresh one-time setup token is issued (only its hash is
+    stored; earlier unused ones stop working).
+    """
+    org = await session.scalar(select(Organization).where(Organization.slug == org_slug))
+    if org is None:
+        org = await create_organization(session, org_slug, org_slug.capitalize())
+    env = await session.scalar(
+        select(Environment).where(Environment.organization_id == org.id, Environment.slug == env_slug)
+    )
+    if env is None:
+        env = await create_environment(session, org, env_slug)
+    owners = await session.scalar(
+        select(func.count()).select_from(Membership).where(
+            Membership.organization_id == org.id, Membership.role == "owner"
+        )
+    )
+    token: str | None = None
+    if not owners:
+        for old in await session.scalars(
+            select(SetupToken).where(SetupToken.organization_id == org.id, SetupToken.used_at.is_(None))
+        ):
+            await session.delete(old)
+        token = secrets.token_urlsafe(32)
+        session.add(SetupToken(organization_id=org.id, token_hash=hash_secret(token)))
+        await session.flush()
+    return Bootstrap(org, env, token)

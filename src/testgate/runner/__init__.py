@@ -1,0 +1,1 @@
+"""Executors: the local subprocess runner (default) and, for scale-out, Celery workers."""

@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy 2 models, async sessions and Alembic migrations."""
