@@ -48,9 +48,7 @@ class Event:
 def redact(value: Any, sensitive: frozenset[str] = frozenset()) -> Any:
     """Replace secret-looking fields (and the named sensitive ones) with ``***``."""
     if isinstance(value, dict):
-        return {
-            k: "***" if _secret_key(k) or k in sensitive else redact(v, sensitive) for k, v in value.items()
-        }
+        return {k: "***" if _secret_key(k) or k in sensitive else redact(v, sensitive) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v, sensitive) for v in value]
     return value
@@ -99,9 +97,7 @@ def _iso(value: datetime) -> str:
 async def record(session: AsyncSession, event: Event) -> AuditEventRow:
     """Append ``event`` to its organization's chain inside ``session``'s transaction."""
     # Serialize appends per organization: lock its row, then read the chain's head in a new snapshot.
-    await session.execute(
-        select(Organization.id).where(Organization.id == event.organization_id).with_for_update()
-    )
+    await session.execute(select(Organization.id).where(Organization.id == event.organization_id).with_for_update())
     last = (
         await session.execute(
             select(AuditEventRow.seq, AuditEventRow.hash)

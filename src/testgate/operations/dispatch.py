@@ -53,9 +53,7 @@ def parse_input(op: Operation[Any, Any], raw: Mapping[str, Any] | BaseModel | No
         raise InvalidInput(f"invalid arguments for {op.tool}", errors=errors) from None
 
 
-async def _scope(
-    session: AsyncSession, op: Operation[Any, Any], call: Call
-) -> tuple[Organization, Environment | None]:
+async def _scope(session: AsyncSession, op: Operation[Any, Any], call: Call) -> tuple[Organization, Environment | None]:
     org = await tenancy.organization_by_slug(session, call.organization)
     if org.id != call.principal.organization_id:
         # Another organization's resources answer as absent, never as forbidden.
@@ -112,9 +110,7 @@ async def dispatch(
     return result
 
 
-async def _run(
-    platform: Platform, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace
-) -> BaseModel:
+async def _run(platform: Platform, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace) -> BaseModel:
     if isinstance(raw, Mapping):
         trace.arguments = _mask(op, dict(raw))
     async with platform.db.session() as session:
@@ -140,9 +136,7 @@ async def _run(
     return result
 
 
-async def _confirm(
-    platform: Platform, op: Operation[Any, Any], call: Call, payload: BaseModel, trace: _Trace
-) -> Any:
+async def _confirm(platform: Platform, op: Operation[Any, Any], call: Call, payload: BaseModel, trace: _Trace) -> Any:
     assert op.confirm is not None
     async with platform.db.session() as session:
         question = await op.confirm(OpContext(platform, call, trace.org, trace.env, session), payload)
@@ -173,9 +167,9 @@ async def _audit_failure(
     if isinstance(exc, AuditFailure):
         return
     outcome: recorder.Outcome
-    if isinstance(exc, PermissionDenied | Unauthenticated | ConfirmationRefused | ConfirmationRequired):
-        outcome, reason = "denied", str(exc)
-    elif isinstance(exc, NotFound) and trace.env is None and op.scope == "environment":
+    if isinstance(exc, PermissionDenied | Unauthenticated | ConfirmationRefused | ConfirmationRequired) or (
+        isinstance(exc, NotFound) and trace.env is None and op.scope == "environment"
+    ):
         outcome, reason = "denied", str(exc)
     elif isinstance(exc, TestgateError):
         outcome, reason = "error", str(exc)
@@ -209,9 +203,7 @@ def _event(
     org_id: str | None = None,
 ) -> recorder.Event:
     principal = call.principal
-    resources = [
-        {"type": r.type, "id": r.id, "name": r.name} for r in (trace.ctx.resources if trace.ctx else [])
-    ]
+    resources = [{"type": r.type, "id": r.id, "name": r.name} for r in (trace.ctx.resources if trace.ctx else [])]
     return recorder.Event(
         organization_id=org_id or (trace.org.id if trace.org else principal.organization_id),
         environment_id=trace.env.id if trace.env else None,
@@ -227,7 +219,5 @@ def _event(
         request_id=call.request_id,
         source_address=call.source_address,
         user_agent=call.user_agent,
-        arguments=trace.ctx.audit_arguments
-        if trace.ctx and trace.ctx.audit_arguments is not None
-        else trace.arguments,
+        arguments=trace.ctx.audit_arguments if trace.ctx and trace.ctx.audit_arguments is not None else trace.arguments,
     )

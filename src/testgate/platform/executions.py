@@ -50,7 +50,7 @@ def resolve_config(spec: specs.Spec, given: Mapping[str, Any]) -> tuple[dict[str
             problems.append(f"config.{name}: {exc}")
             continue
         if param.sensitive:
-            secrets[name] = specs.render("{{ config.%s }}" % name, {name: value})
+            secrets[name] = specs.format_value(value)
             stored[name] = MASK
         else:
             stored[name] = value
@@ -90,9 +90,7 @@ async def create(
     stored, secrets = resolve_config(document.spec, config)
     tags = validate_tags(tags)
     # Lock the workflow row so concurrent runs get distinct numbers.
-    await session.execute(
-        select(WorkflowRow.id).where(WorkflowRow.id == workflow.id).with_for_update()
-    )
+    await session.execute(select(WorkflowRow.id).where(WorkflowRow.id == workflow.id).with_for_update())
     number = await session.scalar(
         update(WorkflowRow)
         .where(WorkflowRow.id == workflow.id)
@@ -175,9 +173,7 @@ async def get(session: AsyncSession, env: Environment, ref: str) -> ExecutionRow
 
 
 async def steps_of(session: AsyncSession, execution_id: str) -> list[StepRow]:
-    rows = await session.scalars(
-        select(StepRow).where(StepRow.execution_id == execution_id).order_by(StepRow.index)
-    )
+    rows = await session.scalars(select(StepRow).where(StepRow.execution_id == execution_id).order_by(StepRow.index))
     return list(rows)
 
 
@@ -233,7 +229,10 @@ async def list_page(
     if text:
         like = f"%{_escape_like(text)}%"
         query = query.where(
-            or_(ExecutionRow.workflow_name.like(like, escape="\\"), ExecutionRow.reason.like(like, escape="\\"))
+            or_(
+                ExecutionRow.workflow_name.like(like, escape="\\"),
+                ExecutionRow.reason.like(like, escape="\\"),
+            )
         )
     if cursor:
         (last_id,) = decode_cursor(cursor)

@@ -24,9 +24,7 @@ MAX_STEPS = 100
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
 def parse_duration(value: float | int | str) -> float:
@@ -298,10 +296,11 @@ def _step_texts(step: Step) -> list[str]:
 
 def render(text: str, values: dict[str, Any]) -> str:
     """Replace ``{{ config.name }}`` with the run's value for ``name``."""
-    return _TEMPLATE.sub(lambda m: _format(values[m.group(1)]), text)
+    return _TEMPLATE.sub(lambda m: format_value(values[m.group(1)]), text)
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """How a config value appears in commands and environment variables."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -68,7 +68,9 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def bootstrap(session: AsyncSession, org_slug: str, env_slug: str) -> Bootstrap:
+async def bootstrap(
+    session: AsyncSession, org_slug: str, env_slug: str, *, issue_setup_token: bool = True
+) -> Bootstrap:
     """Ensure the default organization and environment exist.
 
     While the organization has no owner, a fresh one-time setup token is issued (only its hash is
@@ -83,12 +85,12 @@ async def bootstrap(session: AsyncSession, org_slug: str, env_slug: str) -> Boot
     if env is None:
         env = await create_environment(session, org, env_slug)
     owners = await session.scalar(
-        select(func.count()).select_from(Membership).where(
-            Membership.organization_id == org.id, Membership.role == "owner"
-        )
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.organization_id == org.id, Membership.role == "owner")
     )
     token: str | None = None
-    if not owners:
+    if not owners and issue_setup_token:
         for old in await session.scalars(
             select(SetupToken).where(SetupToken.organization_id == org.id, SetupToken.used_at.is_(None))
         ):

@@ -88,13 +88,9 @@ async def save(
     """Create (mode ``create``), replace (``update``) or upsert (``apply``) a workflow from YAML."""
     workflow = parse_definition(definition, max_bytes)
     if name is not None and workflow.metadata.name != name:
-        raise InvalidInput(
-            f"metadata.name is {workflow.metadata.name!r} but the workflow being updated is {name!r}"
-        )
+        raise InvalidInput(f"metadata.name is {workflow.metadata.name!r} but the workflow being updated is {name!r}")
     existing = await session.scalar(
-        select(WorkflowRow).where(
-            WorkflowRow.environment_id == env.id, WorkflowRow.name == workflow.metadata.name
-        )
+        select(WorkflowRow).where(WorkflowRow.environment_id == env.id, WorkflowRow.name == workflow.metadata.name)
     )
     if existing is not None and mode == "create":
         raise Conflict(f"workflow {workflow.metadata.name!r} already exists; use update_workflow to change it")
@@ -115,9 +111,7 @@ async def delete_workflow(session: AsyncSession, row: WorkflowRow, *, with_execu
     """Delete a workflow; its executions go too when asked (otherwise they stay, unlinked)."""
     removed = 0
     if with_executions:
-        result = await session.execute(
-            delete(ExecutionRow).where(ExecutionRow.workflow_id == row.id)
-        )
+        result = await session.execute(delete(ExecutionRow).where(ExecutionRow.workflow_id == row.id))
         removed = int(result.rowcount or 0)  # type: ignore[attr-defined]
     await session.delete(row)
     await session.flush()

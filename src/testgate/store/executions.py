@@ -55,9 +55,7 @@ class ExecutionTagRow(Base):
     __tablename__ = "execution_tags"
     __table_args__ = (Index("ix_execution_tags_kv", "key", "value", "execution_id"),)
 
-    execution_id: Mapped[str] = mapped_column(
-        ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
-    )
+    execution_id: Mapped[str] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(63), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
 
@@ -65,9 +63,7 @@ class ExecutionTagRow(Base):
 class StepRow(Base):
     __tablename__ = "execution_steps"
 
-    execution_id: Mapped[str] = mapped_column(
-        ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
-    )
+    execution_id: Mapped[str] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True)
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="queued")
@@ -84,9 +80,7 @@ class LogLineRow(Base):
 
     __tablename__ = "log_lines"
 
-    execution_id: Mapped[str] = mapped_column(
-        ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True
-    )
+    execution_id: Mapped[str] = mapped_column(ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     step: Mapped[int] = mapped_column(Integer)
     ts: Mapped[datetime] = mapped_column()
