@@ -58,3 +58,58 @@ async def owner(platform: Platform) -> Principal:
 @pytest.fixture
 def call(owner: Principal) -> Call:
     return Call(principal=owner, organization="acme", environment="dev", transport="internal")
+
+
+async def _postgres_database() -> str:
+    """Create a throwaway database on the PostgreSQL service and return its URL."""
+    import secrets
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    base = make_url(POSTGRES_URL)
+    name = f"tg_{secrets.token_hex(6)}"
+    try:
+        conn = await asyncpg.connect(
+            host=base.host, port=base.port or 5432, user=base.username, database=base.database, timeout=5
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        service_unavailable("PostgreSQL", str(exc))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_postgres_database(url: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    base = make_url(POSTGRES_URL)
+    conn = await asyncpg.connect(host=base.host, port=base.port or 5432, user=base.username, database=base.database)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def backend_platform(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Platform]:
+    """The platform on each real backend: an SQLite file, and a fresh PostgreSQL database."""
+    url = None
+    if request.param == "postgres":
+        url = await _postgres_database()
+    settings = Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config", database_url=url)
+    engine = create_engine(settings.effective_database_url)
+    await upgrade(engine)
+    db = Database(engine)
+    async with db.session() as session:
+        await tenancy.bootstrap(session, "acme", "dev")
+    try:
+        yield Platform(settings=settings, db=db)
+    finally:
+        await db.dispose()
+        if url is not None:
+            await _drop_postgres_database(url)

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     default_environment: str = "dev"
     max_spec_bytes: int = Field(default=256 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    audit_retention_days: int = Field(default=180, ge=1, le=36500)
+    audit_file: Path | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     runner: RunnerSettings = Field(default_factory=RunnerSettings)

@@ -40,11 +40,12 @@ log = structlog.get_logger("testgate.dispatch")
 
 def parse_input(op: Operation[Any, Any], raw: Mapping[str, Any] | BaseModel | None) -> BaseModel:
     """Validate raw arguments into the operation's input model, naming each bad field."""
-    if isinstance(raw, op.input):
+    model: type[BaseModel] = op.input
+    if isinstance(raw, model):
         return raw
     data = raw.model_dump() if isinstance(raw, BaseModel) else dict(raw or {})
     try:
-        return op.input.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         errors = [
             FieldError(".".join(str(p) for p in e["loc"]), str(e["msg"]).removeprefix("Value error, "))
@@ -90,6 +91,10 @@ class _Trace:
         self.ctx: OpContext | None = None
         self.confirmation: str | None = None
         self.arguments: dict[str, Any] = {}
+        self.scoped = False
+        # Plain ids: a rolled-back transaction expires the ORM rows, and the audit event still needs them.
+        self.org_id: str | None = None
+        self.env_id: str | None = None
 
 
 async def dispatch(
@@ -110,36 +115,73 @@ async def dispatch(
     return result
 
 
-async def _run(platform: Platform, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace) -> BaseModel:
-    if isinstance(raw, Mapping):
-        trace.arguments = _mask(op, dict(raw))
-    async with platform.db.session() as session:
-        trace.org, trace.env = await _scope(session, op, call)
+async def _prepare(
+    session: AsyncSession, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace
+) -> BaseModel:
+    """Resolve the scope (isolation), validate the input and authorize the caller."""
+    trace.org, trace.env = await _scope(session, op, call)
+    trace.org_id, trace.env_id = trace.org.id, trace.env.id if trace.env else None
+    trace.scoped = True
     payload = parse_input(op, raw)
     trace.arguments = _mask(op, payload.model_dump(mode="json"))
     _authorize(op, call, trace.env)
-    confirmed = await _confirm(platform, op, call, payload, trace) if op.destructive else None
-    if op.long_running:
-        ctx = OpContext(platform, call, trace.org, trace.env, None, confirmed)
-        trace.ctx = ctx
-        result = await op.handler(ctx, payload)
-        async with platform.db.session() as session:
-            await _audit_success(session, op, call, trace)
-        return result
+    return payload
+
+
+async def _run(
+    platform: Platform, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace
+) -> BaseModel:
+    if isinstance(raw, Mapping):
+        trace.arguments = _mask(op, dict(raw))
+    if not (op.destructive or op.long_running):
+        return await _transaction(platform, op, call, trace, raw=raw)
+    # Confirmation waits for a person and long operations wait for executions: neither may hold a
+    # transaction open meanwhile.
     async with platform.db.session() as session:
-        ctx = OpContext(platform, call, trace.org, trace.env, session, confirmed)
+        payload = await _prepare(session, op, call, raw, trace)
+    confirmed = await _confirm(platform, op, call, payload, trace) if op.destructive else None
+    if not op.long_running:
+        return await _transaction(platform, op, call, trace, payload=payload, confirmed=confirmed)
+    ctx = OpContext(platform, call, _org(trace), trace.env, None, confirmed)
+    trace.ctx = ctx
+    result: BaseModel = await op.handler(ctx, payload)
+    async with platform.db.session() as session:
+        await _audit_success(session, op, call, trace)
+    return result
+
+
+async def _transaction(
+    platform: Platform,
+    op: Operation[Any, Any],
+    call: Call,
+    trace: _Trace,
+    *,
+    raw: Any = None,
+    payload: BaseModel | None = None,
+    confirmed: Any = None,
+) -> BaseModel:
+    """Run the handler and write its audit event in one transaction, then the after-commit hooks."""
+    async with platform.db.session() as session:
+        if payload is None:
+            payload = await _prepare(session, op, call, raw, trace)
+        ctx = OpContext(platform, call, _org(trace), trace.env, session, confirmed)
         trace.ctx = ctx
-        result = await op.handler(ctx, payload)
+        result: BaseModel = await op.handler(ctx, payload)
         await _audit_success(session, op, call, trace)
     for hook in ctx.after_commit:
         await hook()
     return result
 
 
+def _org(trace: _Trace) -> Organization:
+    assert trace.org is not None, "the scope is resolved before any handler runs"
+    return trace.org
+
+
 async def _confirm(platform: Platform, op: Operation[Any, Any], call: Call, payload: BaseModel, trace: _Trace) -> Any:
     assert op.confirm is not None
     async with platform.db.session() as session:
-        question = await op.confirm(OpContext(platform, call, trace.org, trace.env, session), payload)
+        question = await op.confirm(OpContext(platform, call, _org(trace), trace.env, session), payload)
     if call.confirm is None:
         trace.confirmation = "unavailable"
         raise ConfirmationRequired(
@@ -175,7 +217,7 @@ async def _audit_failure(
         outcome, reason = "error", str(exc)
     else:
         outcome, reason = "error", f"internal error ({type(exc).__name__})"
-    org_id = trace.org.id if trace.org else call.principal.organization_id
+    org_id = trace.org_id or call.principal.organization_id
     try:
         async with platform.db.session() as session:
             await recorder.record(session, _event(op, call, trace, outcome, reason, org_id))
@@ -205,8 +247,8 @@ def _event(
     principal = call.principal
     resources = [{"type": r.type, "id": r.id, "name": r.name} for r in (trace.ctx.resources if trace.ctx else [])]
     return recorder.Event(
-        organization_id=org_id or (trace.org.id if trace.org else principal.organization_id),
-        environment_id=trace.env.id if trace.env else None,
+        organization_id=org_id or trace.org_id or principal.organization_id,
+        environment_id=trace.env_id,
         action=op.name,
         outcome=outcome,
         transport=call.transport,

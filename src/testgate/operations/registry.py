@@ -7,6 +7,7 @@ through ``dispatch``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from testgate.access.principal import Permission
+from testgate.errors import NotFound
 
 if TYPE_CHECKING:
     from testgate.operations.context import OpContext
@@ -52,6 +54,18 @@ class Operation(Generic[I, O]):
 
 
 _REGISTRY: dict[str, Operation[Any, Any]] = {}
+# The modules that declare operations; loaded on first use of the registry.
+MODULES = (
+    "testgate.operations.workflows",
+    "testgate.operations.executions",
+    "testgate.operations.results",
+    "testgate.operations.testcases",
+)
+
+
+def _load() -> None:
+    for module in MODULES:
+        importlib.import_module(module)
 
 
 def register(op: Operation[I, O]) -> Operation[I, O]:
@@ -107,13 +121,13 @@ def operation(
 
 
 def registry() -> dict[str, Operation[Any, Any]]:
-    """Every declared operation by name (importing ``testgate.operations`` declares them all)."""
+    """Every declared operation by name."""
+    _load()
     return dict(_REGISTRY)
 
 
 def get(name: str) -> Operation[Any, Any]:
-    from testgate.errors import NotFound
-
+    _load()
     try:
         return _REGISTRY[name]
     except KeyError:

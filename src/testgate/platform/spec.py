@@ -56,6 +56,13 @@ class ConfigParameter(_Model):
     sensitive: bool = False
     enum: list[str] | None = None
 
+    @model_validator(mode="after")
+    def _no_secret_default(self) -> ConfigParameter:
+        # A default would be stored with the workflow; secrets are only ever given at run time.
+        if self.sensitive and self.default is not None:
+            raise ValueError("a sensitive parameter cannot have a default; pass its value when running")
+        return self
+
     def coerce(self, value: Any) -> str | int | float | bool:
         """Check and convert one value given for this parameter."""
         try:
@@ -95,7 +102,17 @@ def _as_bool(value: Any) -> bool:
 class ContentFile(_Model):
     path: str = Field(min_length=1, max_length=1024)
     content: str = Field(max_length=1024 * 1024)
-    mode: int | None = Field(default=None, ge=0, le=0o777)
+    mode: int | None = Field(default=None, ge=0, le=0o777, description="file mode, e.g. 0755 or '0o755'")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _octal(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return int(value.removeprefix("0o"), 8)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an octal file mode") from None
+        return value
 
     @field_validator("path")
     @classmethod

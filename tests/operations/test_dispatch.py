@@ -1,0 +1,258 @@
+"""dispatch: isolation, authorization, validation, confirmation and exactly one audit event per call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from testgate.access.principal import Permission, Principal, Role
+from testgate.audit import recorder
+from testgate.errors import (
+    AuditFailure,
+    ConfirmationRefused,
+    ConfirmationRequired,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from testgate.operations import registry as reg
+from testgate.operations.context import Call, ConfirmOutcome
+from testgate.operations.dispatch import dispatch
+from testgate.platform import tenancy
+from testgate.platform.context import Platform
+from testgate.store.audit import AuditEventRow
+from testgate.store.executions import ExecutionRow
+from testgate.store.workflows import CaseRow, WorkflowRow
+
+FLOW = """
+kind: TestWorkflow
+metadata: {name: smoke}
+spec:
+  config:
+    token: {sensitive: true}
+    level: {default: "1"}
+  steps: [{name: one, shell: echo one}]
+"""
+
+
+class RecordingExecutor:
+    """An executor double that only records what it was handed (the runner has its own tests)."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, dict[str, str]]] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def submit(self, execution_id: str, secrets: Mapping[str, str]) -> None:
+        self.submitted.append((execution_id, dict(secrets)))
+
+    async def abort(self, execution_id: str) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None
+
+
+async def _ids(platform: Platform) -> tuple[str, str]:
+    async with platform.db.session() as session:
+        org = await tenancy.organization_by_slug(session, "acme")
+        env = await tenancy.environment_by_slug(session, org, "dev")
+        return org.id, env.id
+
+
+def _member(org_id: str, env_id: str, permission: Permission) -> Principal:
+    return Principal("api_token", "tok1", "ci-bot", org_id, Role.MEMBER, grants={env_id: permission})
+
+
+async def _events(platform: Platform) -> list[AuditEventRow]:
+    async with platform.db.session() as session:
+        return list(await session.scalars(select(AuditEventRow).order_by(AuditEventRow.seq)))
+
+
+async def _count(platform: Platform, model: type[Any]) -> int:
+    async with platform.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _confirmer(outcome: ConfirmOutcome, asked: list[str] | None = None):  # type: ignore[no-untyped-def]
+    async def confirm(message: str) -> ConfirmOutcome:
+        if asked is not None:
+            asked.append(message)
+        return outcome
+
+    return confirm
+
+
+def test_every_operation_is_declared_completely() -> None:
+    ops = reg.registry()
+    assert len({op.tool for op in ops.values()}) == len(ops)
+    for op in ops.values():
+        assert op.description, op.name
+        assert op.input.model_config.get("extra") == "forbid", op.name
+        assert issubclass(op.output, BaseModel)
+        assert not (op.read_only and op.destructive), op.name
+        assert op.read_only == (op.permission == Permission.READ), op.name
+
+
+async def test_a_successful_call_writes_exactly_one_allowed_event_with_its_resources(
+    platform: Platform, call: Call
+) -> None:
+    out = await dispatch(platform, call, "workflow.create", {"definition": FLOW})
+    assert out.model_dump()["name"] == "smoke"
+    (event,) = await _events(platform)
+    assert (event.action, event.outcome, event.actor_type) == ("workflow.create", "allowed", "local")
+    assert event.resources[0]["type"] == "workflow"
+    assert event.resources[0]["name"] == "smoke"
+    assert event.prev_hash == recorder.GENESIS
+
+
+async def test_a_member_with_read_can_list_but_not_run_and_the_denial_is_audited(platform: Platform) -> None:
+    org_id, env_id = await _ids(platform)
+    reader = Call(_member(org_id, env_id, Permission.READ), "acme", "dev", transport="rest")
+    await dispatch(platform, reader, "workflow.list", {})
+    with pytest.raises(PermissionDenied, match="needs run permission; you have read"):
+        await dispatch(platform, reader, "workflow.run", {"name": "smoke"})
+    events = await _events(platform)
+    assert [(e.action, e.outcome) for e in events] == [("workflow.list", "allowed"), ("workflow.run", "denied")]
+    assert events[1].actor_name == "ci-bot"
+    assert events[1].transport == "rest"
+
+
+async def test_another_organization_answers_not_found_never_forbidden(platform: Platform) -> None:
+    outsider = Principal("api_token", "t2", "other", "some-other-org-id", Role.OWNER)
+    with pytest.raises(NotFound, match="organization 'acme' not found"):
+        await dispatch(platform, Call(outsider, "acme", "dev"), "workflow.list", {})
+
+
+async def test_an_environment_without_a_grant_answers_not_found(platform: Platform) -> None:
+    org_id, _ = await _ids(platform)
+    stranger = _member(org_id, "another-env-id", Permission.ADMIN)
+    with pytest.raises(NotFound, match="environment 'dev' not found"):
+        await dispatch(platform, Call(stranger, "acme", "dev"), "workflow.list", {})
+    (event,) = await _events(platform)
+    assert event.outcome == "denied"
+
+
+async def test_invalid_arguments_name_the_field_and_are_audited_as_errors(platform: Platform, call: Call) -> None:
+    with pytest.raises(InvalidInput) as info:
+        await dispatch(platform, call, "execution.list", {"limit": "many", "surprise": 1})
+    paths = {e.path for e in info.value.errors}
+    assert paths == {"limit", "surprise"}
+    (event,) = await _events(platform)
+    assert (event.outcome, event.action) == ("error", "execution.list")
+
+
+async def test_run_submits_after_commit_with_secrets_only_in_memory(platform: Platform, call: Call) -> None:
+    executor = RecordingExecutor()
+    platform.executor = executor
+    await dispatch(platform, call, "workflow.create", {"definition": FLOW})
+    out = await dispatch(platform, call, "workflow.run", {"name": "smoke", "config": {"token": "hunter2-secret"}})
+    execution_id = out.model_dump()["id"]
+    assert executor.submitted == [(execution_id, {"token": "hunter2-secret"})]
+    events = await _events(platform)
+    assert events[-1].arguments["config"] == {"token": "***", "level": "1"}
+    assert "hunter2-secret" not in repr([(e.arguments, e.reason) for e in events])
+
+
+async def test_a_denied_run_never_records_config_values(platform: Platform) -> None:
+    org_id, env_id = await _ids(platform)
+    reader = Call(_member(org_id, env_id, Permission.READ), "acme", "dev")
+    with pytest.raises(PermissionDenied):
+        await dispatch(platform, reader, "workflow.run", {"name": "smoke", "config": {"token": "hunter2-secret"}})
+    (event,) = await _events(platform)
+    assert event.arguments["config"] == {"token": "***"}
+
+
+async def test_a_destructive_call_without_a_way_to_confirm_changes_nothing(platform: Platform, call: Call) -> None:
+    await dispatch(platform, call, "workflow.create", {"definition": FLOW})
+    with pytest.raises(ConfirmationRequired, match="Delete workflow 'smoke'"):
+        await dispatch(platform, call, "workflow.delete", {"name": "smoke"})
+    assert await _count(platform, WorkflowRow) == 1
+    event = (await _events(platform))[-1]
+    assert (event.outcome, event.confirmation) == ("denied", "unavailable")
+
+
+@pytest.mark.parametrize("outcome", ["declined", "cancelled"])
+async def test_a_declined_or_cancelled_confirmation_deletes_nothing(
+    platform: Platform, call: Call, outcome: ConfirmOutcome
+) -> None:
+    await dispatch(platform, call, "workflow.create", {"definition": FLOW})
+    call.confirm = _confirmer(outcome)
+    with pytest.raises(ConfirmationRefused, match=f"user {outcome}"):
+        await dispatch(platform, call, "workflow.delete", {"name": "smoke"})
+    assert await _count(platform, WorkflowRow) == 1
+    assert (await _events(platform))[-1].confirmation == outcome
+
+
+async def test_an_accepted_bulk_delete_names_exactly_what_it_deletes(platform: Platform, call: Call) -> None:
+    ids = [
+        (await dispatch(platform, call, "testcase.create", {"name": f"case {i}"})).model_dump()["id"] for i in range(3)
+    ]
+    asked: list[str] = []
+    call.confirm = _confirmer("accepted", asked)
+    out = await dispatch(platform, call, "testcase.bulk_delete", {"ids": ids[:2]})
+    assert out.model_dump() == {"deleted": True, "message": "deleted 2 test case(s)"}
+    assert asked == ["Delete 2 test case(s) from 'dev': 'case 0', 'case 1'?"]
+    assert await _count(platform, CaseRow) == 1
+    event = (await _events(platform))[-1]
+    assert event.confirmation == "accepted"
+    assert sorted(r["name"] for r in event.resources) == ["case 0", "case 1"]
+
+
+async def test_a_crash_inside_a_handler_is_audited_and_propagates(
+    platform: Platform, call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    op = reg.get("label.list")
+
+    async def boom(ctx: Any, args: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setitem(reg._REGISTRY, "label.list", reg.Operation(**{**op.__dict__, "handler": boom}))
+    with pytest.raises(RuntimeError):
+        await dispatch(platform, call, "label.list", {})
+    (event,) = await _events(platform)
+    assert (event.outcome, event.reason) == ("error", "internal error (RuntimeError)")
+
+
+async def test_if_the_audit_event_cannot_be_written_the_change_is_rolled_back(
+    platform: Platform, call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(session: Any, event: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(recorder, "record", broken)
+    with pytest.raises(AuditFailure, match="nothing was changed"):
+        await dispatch(platform, call, "workflow.create", {"definition": FLOW})
+    assert await _count(platform, WorkflowRow) == 0
+
+
+async def test_the_chain_links_each_event_to_the_previous_one(platform: Platform, call: Call) -> None:
+    for _ in range(3):
+        await dispatch(platform, call, "label.list", {})
+    events = await _events(platform)
+    assert [e.seq for e in events] == [1, 2, 3]
+    for before, after in zip(events, events[1:], strict=False):
+        assert after.prev_hash == before.hash
+    import hashlib
+
+    for e in events:
+        assert hashlib.sha256(recorder.canonical(e)).hexdigest() == e.hash
+
+
+async def test_queued_executions_are_aborted_in_the_store_when_no_executor_runs_them(
+    platform: Platform, call: Call
+) -> None:
+    platform.executor = RecordingExecutor()
+    await dispatch(platform, call, "workflow.create", {"definition": FLOW})
+    run = await dispatch(platform, call, "workflow.run", {"name": "smoke", "config": {"token": "x"}})
+    out = await dispatch(platform, call, "execution.abort", {"id": "smoke#1"})
+    assert out.model_dump()["status"] == "aborted"
+    async with platform.db.session() as session:
+        row = await session.get(ExecutionRow, run.model_dump()["id"])
+        assert row is not None
+        assert row.status == "aborted"

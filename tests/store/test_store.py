@@ -1,0 +1,172 @@
+"""The store on both backends: migrations, time zones, numbering, keyset pages, tags, cascades."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from testgate.errors import InvalidInput
+from testgate.platform import executions, tenancy, workflows
+from testgate.platform.context import Platform
+from testgate.store.executions import ExecutionRow, ExecutionTagRow, StepRow
+from testgate.store.migrate import current_revision, head_revision, upgrade
+from testgate.store.workflows import WorkflowRow
+
+FLOW = """
+kind: TestWorkflow
+metadata: {name: %s, labels: {team: qa}}
+spec:
+  config:
+    token: {type: string, sensitive: true}
+  steps:
+    - name: one
+      shell: echo one
+    - name: two
+      shell: echo two
+"""
+
+
+async def _workflow(platform: Platform, name: str = "smoke") -> WorkflowRow:
+    async with platform.db.session() as session:
+        env = await _env(session)
+        saved = await workflows.save(session, env, FLOW % name, max_bytes=100_000)
+        return saved.row
+
+
+async def _env(session):  # type: ignore[no-untyped-def]
+    org = await tenancy.organization_by_slug(session, "acme")
+    return await tenancy.environment_by_slug(session, org, "dev")
+
+
+async def _run(platform: Platform, row: WorkflowRow, tags: dict[str, str] | None = None) -> ExecutionRow:
+    async with platform.db.session() as session:
+        env = await _env(session)
+        created = await executions.create(session, env, row, config={"token": "x"}, tags=tags or {}, created_by="t")
+        return created.row
+
+
+async def test_migrations_reach_head_and_are_idempotent(backend_platform: Platform) -> None:
+    engine = backend_platform.db.engine
+    assert await current_revision(engine) == head_revision()
+    await upgrade(engine)
+    assert await current_revision(engine) == head_revision()
+
+
+async def test_times_come_back_timezone_aware_in_utc(backend_platform: Platform) -> None:
+    row = await _workflow(backend_platform)
+    async with backend_platform.db.session() as session:
+        loaded = await session.get(WorkflowRow, row.id)
+        assert loaded is not None
+        assert loaded.created_at.tzinfo is not None
+        assert loaded.created_at.utcoffset() == timedelta(0)
+        assert abs(loaded.created_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+async def test_an_execution_is_created_queued_with_its_steps_and_without_the_secret(
+    backend_platform: Platform,
+) -> None:
+    row = await _workflow(backend_platform)
+    async with backend_platform.db.session() as session:
+        env = await _env(session)
+        created = await executions.create(
+            session, env, row, config={"token": "s3cr3t-value"}, tags={"branch": "main"}, created_by="t"
+        )
+    assert created.secrets == {"token": "s3cr3t-value"}
+    async with backend_platform.db.session() as session:
+        stored = await session.get(ExecutionRow, created.row.id)
+        assert stored is not None
+        assert (stored.status, stored.number, stored.config) == ("queued", 1, {"token": "***"})
+        steps = await executions.steps_of(session, stored.id)
+        assert [(s.index, s.name, s.status) for s in steps] == [(0, "one", "queued"), (1, "two", "queued")]
+        assert "s3cr3t-value" not in repr([stored.config, stored.spec])
+
+
+async def test_concurrent_runs_get_distinct_consecutive_numbers(backend_platform: Platform) -> None:
+    row = await _workflow(backend_platform)
+    created = await asyncio.gather(*(_run(backend_platform, row) for _ in range(8)))
+    assert sorted(c.number for c in created) == list(range(1, 9))
+
+
+async def test_keyset_pages_walk_every_execution_once_newest_first(backend_platform: Platform) -> None:
+    row = await _workflow(backend_platform)
+    made = [await _run(backend_platform, row) for _ in range(7)]
+    seen: list[str] = []
+    cursor = None
+    async with backend_platform.db.session() as session:
+        env = await _env(session)
+        while True:
+            page = await executions.list_page(session, env, limit=3, cursor=cursor)
+            seen += [r.id for r in page.rows]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    assert seen == [m.id for m in reversed(made)]
+
+
+async def test_filters_narrow_by_workflow_status_tags_and_time(backend_platform: Platform) -> None:
+    smoke, nightly = await _workflow(backend_platform, "smoke"), await _workflow(backend_platform, "nightly")
+    a = await _run(backend_platform, smoke, {"branch": "main", "nightly": "yes"})
+    await _run(backend_platform, smoke, {"branch": "dev"})
+    c = await _run(backend_platform, nightly, {"branch": "main"})
+    async with backend_platform.db.session() as session:
+        env = await _env(session)
+
+        async def ids(**kw: object) -> list[str]:
+            return [r.id for r in (await executions.list_page(session, env, **kw)).rows]  # type: ignore[arg-type]
+
+        assert await ids(workflow="nightly") == [c.id]
+        assert await ids(tags="branch=main") == [c.id, a.id]
+        assert await ids(tags="branch=main,nightly") == [a.id]
+        assert await ids(status=["queued"], workflow="smoke", tags="nightly") == [a.id]
+        assert await ids(since=datetime.now(UTC) + timedelta(hours=1)) == []
+        assert await ids(text="night") == [c.id]
+        with pytest.raises(InvalidInput):
+            await ids(status=["exploded"])
+        with pytest.raises(InvalidInput):
+            await ids(cursor="not-a-cursor!!")
+
+
+async def test_tags_merge_remove_and_replace(backend_platform: Platform) -> None:
+    row = await _run(backend_platform, await _workflow(backend_platform), {"a": "1", "b": "2"})
+    async with backend_platform.db.session() as session:
+        assert await executions.set_tags(session, row, {"b": None, "c": "3"}, replace=False) == {"a": "1", "c": "3"}
+        assert await executions.set_tags(session, row, {"z": "9"}, replace=True) == {"z": "9"}
+        with pytest.raises(InvalidInput):
+            await executions.set_tags(session, row, {"bad key!": "x"}, replace=False)
+
+
+async def test_deleting_a_workflow_with_its_executions_cascades_to_steps_and_tags(
+    backend_platform: Platform,
+) -> None:
+    row = await _workflow(backend_platform)
+    await _run(backend_platform, row, {"k": "v"})
+    async with backend_platform.db.session() as session:
+        loaded = await session.get(WorkflowRow, row.id)
+        assert loaded is not None
+        assert await workflows.delete_workflow(session, loaded, with_executions=True) == 1
+    async with backend_platform.db.session() as session:
+        for model in (ExecutionRow, StepRow, ExecutionTagRow):
+            assert await session.scalar(select(func.count()).select_from(model)) == 0
+
+
+async def test_listing_executions_is_an_index_seek_not_a_scan(platform: Platform) -> None:
+    # The "fast at a million executions" property: the page query must use the keyset index.
+    row = await _workflow(platform)
+    await _run(platform, row)
+    async with platform.db.session() as session:
+        env = await _env(session)
+        page = await executions.list_page(session, env, limit=1)
+        cursor = executions.encode_cursor(page.rows[0].id) if page.rows else None
+        plan = await session.execute(
+            text(
+                "EXPLAIN QUERY PLAN SELECT * FROM executions WHERE environment_id = :e AND id < :c "
+                "ORDER BY id DESC LIMIT 51"
+            ),
+            {"e": env.id, "c": cursor or "z"},
+        )
+        detail = " ".join(str(r[-1]) for r in plan)
+    assert "ix_executions_env_id" in detail
+    assert "TEMP B-TREE" not in detail
