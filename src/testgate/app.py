@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import cast
 
 import structlog
 from fastapi import FastAPI
@@ -19,16 +20,18 @@ log = structlog.get_logger("testgate.app")
 def create_app(settings: Settings, *, platform: Platform | None = None) -> FastAPI:
     """Build the application. With ``platform`` given (tests), its lifecycle is the caller's."""
     from testgate.api import routes as api_routes
+    from testgate.mcp.hosted import MOUNT, HostedMCP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            live = platform or await stack.enter_async_context(open_platform(settings))
+            live = platform if platform is not None else await stack.enter_async_context(open_platform(settings))
             app.state.platform = live
             boot = await bootstrap_default(live, issue_setup_token=True)
             link = setup_link(settings, boot)
             if link:
                 log.warning("no owner yet: open this one-time link to create the first owner", link=link)
+            await stack.enter_async_context(mcp.lifespan())
             yield
 
     app = FastAPI(
@@ -44,4 +47,6 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     if platform is not None:
         app.state.platform = platform
     api_routes.install(app)
+    mcp = HostedMCP(settings, lambda: cast(Platform, app.state.platform))
+    app.mount(MOUNT, mcp)
     return app

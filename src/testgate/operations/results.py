@@ -157,6 +157,7 @@ async def upload_results(ctx: OpContext, args: UploadIn) -> ExecutionSummary:
         files=[(f.name, f.content.encode()) for f in args.files],
         tags=args.tags,
         created_by=ctx.principal.name,
+        max_file_bytes=ctx.platform.settings.runner.max_junit_bytes,
     )
     ctx.touch("execution", row.id, f"{row.workflow_name}#{row.number}")
     tags = (await executions.tags_of(ctx.db, [row.id]))[row.id]

@@ -154,7 +154,7 @@ async def create_external(
     return row
 
 
-def _scoped(env: Environment) -> Select[tuple[ExecutionRow]]:
+def _scoped(env: Environment) -> Select[ExecutionRow]:
     return select(ExecutionRow).where(ExecutionRow.environment_id == env.id)
 
 

@@ -61,6 +61,8 @@ def parse_junit(data: bytes, *, source: str = "", max_bytes: int | None = None) 
             # An external DTD fragment (XXE "out of band" payload) is not even well-formed: name why.
             raise _refused(label) from None
         raise InvalidInput(f"{label}the JUnit file is not well-formed XML: {exc}") from None
+    except (LookupError, ValueError) as exc:  # an unknown declared encoding, undecodable bytes
+        raise InvalidInput(f"{label}the JUnit file cannot be read: {exc}") from None
 
 
 def _refused(label: str) -> InvalidInput:
@@ -115,14 +117,14 @@ def _case(elem: Element, suite: str) -> ParsedResult:
     if status == "passed" and not trace:
         trace = _first_rerun_trace(elem)
     return ParsedResult(
-        suite=_cut(suite, MAX_NAME),
-        classname=_cut(_text(elem.get("classname")) or suite, MAX_NAME),
-        name=_cut(_text(elem.get("name")) or UNNAMED, MAX_NAME),
+        suite=cut(suite, MAX_NAME),
+        classname=cut(_text(elem.get("classname")) or suite, MAX_NAME),
+        name=cut(_text(elem.get("name")) or UNNAMED, MAX_NAME),
         status=status,
         duration_ms=duration_ms(elem.get("time")),
-        message=_cut(message, MAX_MESSAGE),
-        trace=_cut(trace, MAX_TRACE),
-        file=_cut(_text(elem.get("file")), MAX_FILE),
+        message=cut(message, MAX_MESSAGE),
+        trace=cut(trace, MAX_TRACE),
+        file=cut(_text(elem.get("file")), MAX_FILE),
     )
 
 
@@ -142,10 +144,10 @@ def _status_of(outcome: Element) -> Status:
 
 def _details(outcome: Element) -> tuple[str, str]:
     """(message, trace): the message attribute, else the type, else the body's first line."""
-    body = (outcome.text or "").strip("\n").rstrip()
+    body = _body(outcome.text)
     stack_trace = outcome.find("stackTrace")
     if not body and stack_trace is not None:
-        body = (stack_trace.text or "").strip("\n").rstrip()
+        body = _body(stack_trace.text)
     message = _text(outcome.get("message")) or _text(outcome.get("type"))
     if not message and body:
         message = body.strip().splitlines()[0]
@@ -182,13 +184,13 @@ def _suite_errors(suite: Element, name: str) -> list[ParsedResult]:
             message, trace = _details(child)
             results.append(
                 ParsedResult(
-                    suite=_cut(name, MAX_NAME),
-                    classname=_cut(name, MAX_NAME),
+                    suite=cut(name, MAX_NAME),
+                    classname=cut(name, MAX_NAME),
                     name=SUITE_CASE,
                     status=_status_of(child),
                     duration_ms=0,
-                    message=_cut(message, MAX_MESSAGE),
-                    trace=_cut(trace, MAX_TRACE),
+                    message=cut(message, MAX_MESSAGE),
+                    trace=cut(trace, MAX_TRACE),
                     file="",
                 )
             )
@@ -208,13 +210,19 @@ def duration_ms(value: str | None) -> int:
     return min(round(seconds * 1000), MAX_DURATION_MS) if math.isfinite(seconds) else MAX_DURATION_MS
 
 
+def _body(text: str | None) -> str:
+    return (text or "").replace("\r\n", "\n").strip("\n").rstrip()
+
+
 def _text(value: str | None) -> str:
     return (value or "").strip()
 
 
-def _cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, saying how much was dropped."""
+def cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, saying how much was dropped when there is room to."""
     if len(text) <= limit:
         return text
-    keep = max(0, limit - 40)  # room for the note, which is shorter than 40 characters
+    if limit < 80:
+        return text[: max(0, limit)]
+    keep = limit - 40  # room for the note, which is shorter than 40 characters
     return f"{text[:keep]}… [{len(text) - keep} more characters cut]"

@@ -336,9 +336,9 @@ def _path(loc: tuple[int | str, ...]) -> str:
 class _NoAliasLoader(yaml.SafeLoader):
     """The safe loader, refusing anchors and aliases (they serve only to amplify)."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event: Any = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.YAMLError(f"YAML aliases are not allowed (line {event.start_mark.line + 1})")
         return super().compose_node(parent, index)
 

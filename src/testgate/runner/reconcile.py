@@ -1,0 +1,146 @@
+"""Orphans: executions left queued or running by a process that is gone, failed at start.
+
+A runner id is ``host:pid:nonce``. An execution is orphaned when its runner ran on this host and its
+process no longer exists, when its heartbeat is older than three heartbeat intervals, or when it is
+queued with no runner at all (the sensitive values it needs lived only in a process's memory).
+Executions held by another live process (another CLI on the same database) are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import ColumnElement, select, update
+
+from testgate.platform.context import Platform
+from testgate.platform.logs import SYSTEM_STEP
+from testgate.runner import state, workspace
+from testgate.store.base import utcnow
+from testgate.store.executions import ExecutionRow, LogLineRow
+
+log = structlog.get_logger("testgate.runner")
+
+STALE_HEARTBEATS = 3
+OPEN = ("queued", "running")
+
+
+def new_runner_id() -> str:
+    """Names this process: its host, its pid, and a nonce telling executors in one process apart."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class RunnerIdentity:
+    host: str
+    pid: int
+
+    @classmethod
+    def parse(cls, runner_id: str | None) -> RunnerIdentity | None:
+        without_nonce = (runner_id or "").rpartition(":")[0]
+        host, _, pid = without_nonce.rpartition(":")
+        return cls(host, int(pid)) if host and pid.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (another user's counts)."""
+    if pid <= 0:
+        return False  # kill(0) and kill(-1) would signal groups, not a process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    status: str
+    runner_id: str | None
+    last_sign: datetime
+
+    def orphaned(self, host: str, stale_before: datetime) -> bool:
+        owner = RunnerIdentity.parse(self.runner_id)
+        if owner is not None and owner.host == host and not pid_alive(owner.pid):
+            return True
+        # A hung or remote runner stopped beating; with no runner, the creator had time to submit it.
+        return self.last_sign < stale_before
+
+
+async def _candidates(platform: Platform) -> list[Candidate]:
+    columns = (
+        ExecutionRow.id,
+        ExecutionRow.status,
+        ExecutionRow.runner_id,
+        ExecutionRow.heartbeat_at,
+        ExecutionRow.started_at,
+        ExecutionRow.created_at,
+    )
+    # Only executions a runner runs: an uploaded one ("upload") stays running until its CI finishes it.
+    query = select(*columns).where(ExecutionRow.status.in_(OPEN), ExecutionRow.source == "run")
+    async with platform.db.session() as session:
+        rows = (await session.execute(query)).all()
+    return [Candidate(r.id, r.status, r.runner_id, r.heartbeat_at or r.started_at or r.created_at) for r in rows]
+
+
+def _reason(status: str) -> str:
+    if status == "queued":
+        return "the server stopped before this execution started (reconciled at start)"
+    return "the server stopped while this execution was running (reconciled at start)"
+
+
+async def _fail(platform: Platform, candidate: Candidate) -> bool:
+    """Fail one orphan, unless someone changed it since it was read; its reason is also logged."""
+    reason = _reason(candidate.status)
+    now = utcnow()
+    async with platform.db.session() as session:
+        # Status and log line in one transaction, so a follower that sees the final status sees the line.
+        seq = await session.scalar(
+            update(ExecutionRow)
+            .where(
+                ExecutionRow.id == candidate.id,
+                ExecutionRow.status == candidate.status,
+                _same_runner(candidate.runner_id),
+            )
+            .values(
+                status="failed",
+                reason=reason,
+                finished_at=now,
+                log_lines=ExecutionRow.log_lines + 1,
+                log_bytes=ExecutionRow.log_bytes + len(reason.encode()),
+            )
+            .returning(ExecutionRow.log_lines)
+        )
+        if seq is None:
+            return False
+        session.add(LogLineRow(execution_id=candidate.id, seq=seq, step=SYSTEM_STEP, ts=now, text=reason))
+    await state.close_steps(platform, candidate.id, running="failed", reason=reason)
+    await workspace.remove(workspace.workspace_path(platform.settings.workspaces_dir, candidate.id))
+    return True
+
+
+def _same_runner(runner_id: str | None) -> ColumnElement[bool]:
+    if runner_id is None:
+        return ExecutionRow.runner_id.is_(None)
+    return ExecutionRow.runner_id == runner_id
+
+
+async def reconcile(platform: Platform) -> list[str]:
+    """Fail the orphaned executions in the store; their ids."""
+    interval = platform.settings.runner.heartbeat_seconds
+    stale_before = utcnow() - timedelta(seconds=STALE_HEARTBEATS * interval)
+    host = socket.gethostname()
+    failed: list[str] = []
+    for candidate in await _candidates(platform):
+        if candidate.orphaned(host, stale_before) and await _fail(platform, candidate):
+            failed.append(candidate.id)
+    if failed:
+        log.warning("reconciled orphaned executions", count=len(failed), execution_ids=failed)
+    return failed
