@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -236,7 +237,7 @@ async def test_the_chain_links_each_event_to_the_previous_one(platform: Platform
         await dispatch(platform, call, "label.list", {})
     events = await _events(platform)
     assert [e.seq for e in events] == [1, 2, 3]
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.prev_hash == before.hash
     import hashlib
 

@@ -154,5 +154,5 @@ def test_durations_parse_go_style_strings_and_numbers(value: str | int, seconds:
 
 @pytest.mark.parametrize("value", ["", "5ms", "0s", "-1", "8d", True])
 def test_bad_durations_are_refused(value: str | bool) -> None:
-    with pytest.raises(ValueError, match="duration|more than 0"):
+    with pytest.raises(ValueError, match=r"duration|more than 0"):
         spec.parse_duration(value)

@@ -195,3 +195,17 @@ async def test_sensitive_values_never_reach_the_store(runner: Harness, platform:
             rows = (await session.execute(text(f"SELECT * FROM {table}"))).all()
             assert rows or table == "workflows"
             assert secret not in repr(rows), table
+
+
+async def test_failed_junit_tests_fail_the_execution_even_when_every_step_exits_zero(runner: Harness) -> None:
+    report = (
+        '<testsuite name="s"><testcase classname="c" name="ok"/>'
+        '<testcase classname="c" name="bad"><failure message="boom">trace</failure></testcase></testsuite>'
+    )
+    finished = await runner.run(
+        [{"name": "tests", "shell": f"mkdir -p reports && printf '%s' '{report}' > reports/j.xml"}],
+        results={"junit": ["reports/*.xml"]},
+    )
+    assert finished.statuses == ["passed"]
+    assert (finished.row.status, finished.row.tests_failed, finished.row.tests_passed) == ("failed", 1, 1)
+    assert finished.row.reason == "1 test(s) failed or errored in the JUnit results"

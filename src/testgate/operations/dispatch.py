@@ -115,9 +115,7 @@ async def dispatch(
     return result
 
 
-async def _prepare(
-    session: AsyncSession, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace
-) -> BaseModel:
+async def _prepare(session: AsyncSession, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace) -> BaseModel:
     """Resolve the scope (isolation), validate the input and authorize the caller."""
     trace.org, trace.env = await _scope(session, op, call)
     trace.org_id, trace.env_id = trace.org.id, trace.env.id if trace.env else None
@@ -128,9 +126,7 @@ async def _prepare(
     return payload
 
 
-async def _run(
-    platform: Platform, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace
-) -> BaseModel:
+async def _run(platform: Platform, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace) -> BaseModel:
     if isinstance(raw, Mapping):
         trace.arguments = _mask(op, dict(raw))
     if not (op.destructive or op.long_running):

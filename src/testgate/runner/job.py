@@ -136,6 +136,16 @@ class Job:
         verdict = await self._steps(spec, values)
         if not self.aborted:
             await self._collect(spec)
+        if verdict.status == "passed":
+            verdict = await self._tests_verdict(verdict)
+        return verdict
+
+    async def _tests_verdict(self, verdict: Verdict) -> Verdict:
+        """Failed tests fail the execution even when every step exited 0 (e.g. ``pytest || true``)."""
+        row = await state.load(self.platform, self.execution_id)
+        failing = (row.tests_failed + row.tests_errored) if row is not None else 0
+        if failing:
+            return Verdict("failed", f"{failing} test(s) failed or errored in the JUnit results")
         return verdict
 
     async def _refuse(self, reason: str) -> Verdict:

@@ -1,0 +1,1 @@
+"""REST API: routes under ``/api/v1`` that parse a request, dispatch one operation and serialize its output."""

@@ -1,0 +1,52 @@
+"""The environment router: every route under ``/api/v1/organizations/{org}/environments/{env}``.
+
+Its route class authenticates the caller before the body is read or validated (an anonymous caller learns
+nothing about a route but that it needs a token), then bounds the body it may read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, Security
+from fastapi.routing import APIRoute
+
+from testgate.api import problems
+from testgate.api.auth import bearer_scheme, principal_from_request
+from testgate.api.bodies import bounded
+from testgate.api.context import PREFIX, platform_of
+
+# Multipart boundaries and part headers around an upload's files.
+UPLOAD_OVERHEAD = 256 * 1024
+# Every error status an environment route may answer, so clients and schema-driven tools know them all.
+ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422, 500, 503)
+
+
+def body_limit(request: Request) -> int:
+    """The most any environment route reads: the largest upload the settings allow."""
+    return platform_of(request).settings.max_upload_bytes + UPLOAD_OVERHEAD
+
+
+class EnvironmentRoute(APIRoute):
+    """A route that authenticates its caller first (principal on ``request.state``), then bounds the body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated(request: Request) -> Response:
+            request.state.principal = await principal_from_request(request)
+            return await handler(bounded(request, body_limit(request)))
+
+        return authenticated
+
+
+def env_router(**options: Any) -> APIRouter:
+    """A router for routes under the environment prefix, all authenticated, errors documented."""
+    return APIRouter(
+        prefix=PREFIX,
+        route_class=EnvironmentRoute,
+        dependencies=[Security(bearer_scheme)],
+        responses=problems.documented(*ERROR_STATUSES),
+        **options,
+    )

@@ -1,0 +1,1 @@
+"""The ``testgate`` command line: Typer commands over ``dispatch``, running the platform in-process."""

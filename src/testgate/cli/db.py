@@ -1,0 +1,69 @@
+"""``testgate db``: migrate the configured database (embedded SQLite or ``TESTGATE_DATABASE_URL``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import typer
+from rich.markup import escape
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from testgate.cli import output
+from testgate.cli.params import DataDir, Target
+from testgate.config import Settings
+from testgate.store.db import create_engine
+from testgate.store.migrate import current_revision, head_revision, upgrade
+
+app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+
+
+def _where(settings: Settings) -> str:
+    return make_url(settings.effective_database_url).render_as_string(hide_password=True)
+
+
+def _on_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitable[str | None]]) -> str | None:
+    async def go() -> str | None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except (SQLAlchemyError, OSError) as exc:
+        output.err.print(f"[bold red]error:[/] the database at {escape(_where(settings))} failed: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+
+
+def _describe(revision: str | None) -> str:
+    head = head_revision()
+    if revision is None:
+        return f"empty (no migrations applied; head is {head})"
+    return f"{revision} (head)" if revision == head else f"{revision} (behind head {head}: run testgate db upgrade)"
+
+
+@app.command("upgrade")
+def upgrade_(data_dir: DataDir = None) -> None:
+    """Apply every pending migration, then print the revision."""
+    settings = Target(data_dir).settings()
+
+    async def work(engine: AsyncEngine) -> str | None:
+        await upgrade(engine)
+        return await current_revision(engine)
+
+    revision = _on_engine(settings, work)
+    output.note(f"migrated {escape(_where(settings))}")
+    output.echo(_describe(revision))
+
+
+@app.command()
+def current(data_dir: DataDir = None) -> None:
+    """Print the database's migration revision."""
+    settings = Target(data_dir).settings()
+    revision = _on_engine(settings, current_revision)
+    output.note(f"database {escape(_where(settings))}")
+    output.echo(_describe(revision))

@@ -1,0 +1,71 @@
+"""The ``testgate`` command: a thin shell over the platform's operations.
+
+With no control plane login, commands run the platform in this process on the embedded database,
+as the local owner. Exit codes: 0 success; 1 a domain error (printed in red, no traceback) or a failed
+run; 2 a usage error, or a run that was aborted or timed out; 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Annotated
+
+import typer
+
+from testgate import __version__, logconfig
+from testgate.cli import db, execution, results, serve, token, workflow
+
+app = typer.Typer(
+    name="testgate",
+    help="testgate: run, watch and analyse your team's tests — from here, the REST API or any MCP client.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"testgate {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Test orchestration with a secure MCP front door."""
+
+
+app.command("serve")(serve.serve)
+app.add_typer(workflow.app, name="workflow")
+app.add_typer(execution.app, name="execution")
+app.add_typer(results.app, name="results")
+app.add_typer(token.app, name="token")
+app.add_typer(db.app, name="db")
+
+
+# Command groups owned by other packages, added when present: (module, name).
+OPTIONAL_GROUPS = (("testgate.cli.audit", "audit"), ("testgate.mcp.cli", "mcp"))
+
+
+def _add_optional_groups() -> None:
+    """``testgate audit …`` and ``testgate mcp …`` come from their own modules when they are installed."""
+    for module, name in OPTIONAL_GROUPS:
+        if importlib.util.find_spec(module) is None:
+            continue
+        group = importlib.import_module(module).app
+        if isinstance(group, typer.Typer):
+            app.add_typer(group, name=name)
+
+
+_add_optional_groups()
+
+
+def main() -> None:
+    """Console script entry point: logs to stderr (warnings and up), then the command."""
+    logconfig.configure("auto", "WARNING")
+    app()

@@ -1,0 +1,105 @@
+"""``testgate serve``: the control plane over HTTP (REST API, MCP endpoints, console) on uvicorn.
+
+Settings are read once, from the environment and these options, and handed to ``create_app``. On the
+first start the app's lifespan creates the default organization and environment and a one-time link to
+create the first owner; it logs that link, and this command shows it boxed on stderr instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
+from testgate import __version__, logconfig
+from testgate.cli import output
+from testgate.cli.params import DataDir
+from testgate.config import Settings
+
+SETUP_LOGGER = "testgate.app"
+
+
+def server_settings(data_dir: Path | None, host: str | None, port: int | None) -> Settings:
+    """Settings from the environment, with the command's options taking precedence."""
+    given: dict[str, Any] = {"data_dir": data_dir, "host": host, "port": port}
+    return Settings(**{k: v for k, v in given.items() if v is not None})
+
+
+def endpoints(settings: Settings) -> list[tuple[str, str]]:
+    """Where people and agents reach this server, for the default organization and environment."""
+    base = settings.base_url
+    org, env = settings.default_organization, settings.default_environment
+    return [
+        ("REST API", f"{base}/api/v1"),
+        ("API docs", f"{base}/api/v1/docs"),
+        ("MCP", f"{base}/organizations/{org}/environments/{env}/mcp"),
+        ("console", f"{base}/"),
+    ]
+
+
+def setup_panel(link: str) -> Panel:
+    """The first-start notice around the one-time owner link."""
+    body = (
+        "No owner yet. Open this one-time link to create the first owner:\n\n"
+        f"[bold]{escape(link)}[/]\n\n"
+        "[dim]It works once; a restart before it is used issues a new one.[/]"
+    )
+    return Panel(body, title="first start", title_align="left", border_style="yellow", expand=False)
+
+
+def announce_setup_link(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: show the lifespan's setup link boxed on stderr instead of as a log line."""
+    link = event.get("link")
+    if event.get("logger") == SETUP_LOGGER and isinstance(link, str):
+        console = Console(stderr=True, highlight=False)
+        console.width = max(console.width, len(link) + 6)  # the link on one line, whole, to copy
+        console.print(setup_panel(link))
+        raise structlog.DropEvent
+    return event
+
+
+def _configure_logging(settings: Settings) -> None:
+    logconfig.configure(settings.log_format, settings.log_level)
+    processors = list(structlog.get_config()["processors"])
+    # Before the last processor (the stdlib formatter hand-off), after the logger name is added.
+    processors.insert(len(processors) - 1, announce_setup_link)
+    structlog.configure(processors=processors)
+
+
+def _banner(settings: Settings) -> None:
+    database = "embedded SQLite" if settings.database_url is None else "TESTGATE_DATABASE_URL"
+    lines = "\n".join(f"  {name:<9} {escape(url)}" for name, url in endpoints(settings))
+    output.err.print(
+        f"[bold]testgate {__version__}[/] on {escape(settings.base_url)}\n{lines}\n"
+        f"  {'data':<9} {escape(str(settings.data_dir))} ({database}, {settings.runner.executor} runner)",
+        soft_wrap=True,
+    )
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Interface to bind (default: $TESTGATE_HOST, else 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=0, max=65535, help="Port (default: $TESTGATE_PORT, else 8080).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the control plane: REST API, MCP endpoints and web console."""
+    settings = server_settings(data_dir, host, port)
+    _configure_logging(settings)
+    _banner(settings)
+    # Imported here: the web stack is heavy and no other command needs it.
+    import uvicorn
+
+    from testgate.app import create_app
+
+    app = create_app(settings)
+    # log_config=None: uvicorn's loggers go through the structlog setup above (to stderr).
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, server_header=False)

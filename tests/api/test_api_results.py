@@ -1,0 +1,121 @@
+"""JUnit uploads over REST: multipart files or JSON, recorded as a finished execution; unsafe XML refused."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from testgate.config import Settings
+
+API = "/api/v1/organizations/acme/environments/dev"
+FAILING = b"""<?xml version="1.0" encoding="UTF-8"?>
+<testsuites>
+  <testsuite name="api">
+    <testcase classname="api.Users" name="creates"/>
+    <testcase classname="api.Users" name="deletes"><failure message="expected 204">trace</failure></testcase>
+    <testcase classname="api.Users" name="skips"><skipped/></testcase>
+  </testsuite>
+</testsuites>
+"""
+PASSING = b'<testsuite name="ui"><testcase classname="ui.Login" name="works"/></testsuite>'
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE testsuite [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<testsuite name="evil"><testcase classname="x" name="&xxe;"/></testsuite>
+"""
+
+
+async def test_a_multipart_upload_records_a_failed_execution_with_its_counts(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    files = [("files", ("api.xml", FAILING, "application/xml")), ("files", ("ui.xml", PASSING, "application/xml"))]
+    data = {"workflow": "nightly", "tags": ["branch=main", "ci=github"]}
+
+    response = await client.post(f"{API}/results", files=files, data=data, headers=admin)
+
+    assert response.status_code == 201, response.text
+    summary = response.json()
+    assert response.headers["location"] == f"{API}/executions/{summary['id']}"
+    assert summary["status"] == "failed"
+    assert summary["source"] == "upload"
+    assert summary["tags"] == {"branch": "main", "ci": "github"}
+    assert summary["tests"] == {"total": 4, "passed": 2, "failed": 1, "skipped": 1, "errored": 0}
+
+
+async def test_an_upload_with_a_dtd_is_refused_and_nothing_is_stored(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    files = [("files", ("ok.xml", PASSING, "application/xml")), ("files", ("evil.xml", XXE, "application/xml"))]
+
+    response = await client.post(f"{API}/results", files=files, data={"workflow": "nightly"}, headers=admin)
+    listed = await client.get(f"{API}/executions", headers=admin)
+
+    # CWE-611: DTDs and external entities are refused before anything is resolved.
+    assert response.status_code == 422
+    assert "DTD" in response.json()["detail"]
+    assert listed.json()["executions"] == []
+
+
+async def test_a_json_upload_records_a_passing_execution(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    body = {"workflow": "nightly", "files": [{"name": "ui.xml", "content": PASSING.decode()}]}
+
+    response = await client.post(f"{API}/results", json=body, headers=admin)
+
+    assert response.status_code == 201
+    assert response.json()["status"] == "passed"
+
+
+async def test_a_malformed_multipart_upload_names_the_bad_field(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    files = [("files", ("ui.xml", PASSING, "application/xml"))]
+
+    bad_tags = await client.post(
+        f"{API}/results", files=files, data={"workflow": "nightly", "tags": ["ok=1", "nope"]}, headers=admin
+    )
+    no_name = await client.post(f"{API}/results", files=files, data={}, headers=admin)
+    not_utf8 = await client.post(
+        f"{API}/results",
+        files=[("files", ("x.xml", b"\xff\xfe<x/>", "application/xml"))],
+        data={"workflow": "n"},
+        headers=admin,
+    )
+
+    assert bad_tags.status_code == 422
+    assert [e["path"] for e in bad_tags.json()["errors"]] == ["tags[1]"]
+    assert no_name.status_code == 422
+    assert [e["path"] for e in no_name.json()["errors"]] == ["workflow"]
+    assert not_utf8.status_code == 400
+
+
+async def test_a_json_body_over_the_size_limit_is_refused_as_a_problem(
+    client: httpx.AsyncClient, admin: dict[str, str], settings: Settings
+) -> None:
+    settings.max_upload_bytes = 1024
+    body = {"workflow": "n", "files": [{"name": "big.xml", "content": " " * (300 * 1024)}]}
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"ids": ["'
+        for _ in range(300):
+            yield b"x" * 1024
+        yield b'"]}'
+
+    declared = await client.post(f"{API}/results", json=body, headers=admin)
+    streamed = await client.post(f"{API}/wait", content=chunks(), headers={**admin, "Content-Type": "application/json"})
+
+    assert declared.status_code == 413
+    assert declared.headers["content-type"] == "application/problem+json"
+    assert "content-length" not in streamed.request.headers
+    assert streamed.status_code == 413
+    assert streamed.json()["type"] == "https://testgate.dev/problems/limit-exceeded"
+
+
+async def test_an_upload_over_the_size_limit_is_refused(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    huge = b"<testsuite>" + b" " * (21 * 1024 * 1024) + b"</testsuite>"
+
+    response = await client.post(
+        f"{API}/results", files=[("files", ("big.xml", huge, "application/xml"))], data={"workflow": "n"}, headers=admin
+    )
+
+    assert response.status_code == 413
+    assert response.json()["type"] == "https://testgate.dev/problems/limit-exceeded"

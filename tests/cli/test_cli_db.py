@@ -1,0 +1,28 @@
+"""``testgate db``: migrations on the configured database."""
+
+from __future__ import annotations
+
+from testgate.store.migrate import head_revision
+
+
+def test_current_on_a_fresh_database_says_it_is_empty(cli) -> None:
+    result = cli.ok("db", "current")
+
+    assert result.stdout.startswith("empty (no migrations applied")
+
+
+def test_upgrade_migrates_to_head_and_prints_the_revision(cli) -> None:
+    upgraded = cli.ok("db", "upgrade")
+    current = cli.ok("db", "current")
+
+    assert upgraded.stdout.strip() == f"{head_revision()} (head)"
+    assert current.stdout.strip() == f"{head_revision()} (head)"
+    assert str(cli.data_dir / "testgate.db") in upgraded.stderr
+
+
+def test_upgrade_is_idempotent(cli) -> None:
+    cli.ok("db", "upgrade")
+
+    again = cli.ok("db", "upgrade")
+
+    assert again.stdout.strip() == f"{head_revision()} (head)"

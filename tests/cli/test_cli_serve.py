@@ -1,0 +1,84 @@
+"""``testgate serve``: settings from the environment and options, the endpoints, the first-start link."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import structlog
+
+from testgate.cli.serve import announce_setup_link, endpoints, server_settings
+
+
+def test_options_take_precedence_over_the_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TESTGATE_PORT", "9000")
+    monkeypatch.setenv("TESTGATE_HOST", "0.0.0.0")
+
+    settings = server_settings(tmp_path, None, 9100)
+
+    assert (settings.host, settings.port, settings.data_dir) == ("0.0.0.0", 9100, tmp_path)
+
+
+def test_the_endpoints_name_the_default_environments_mcp_url(tmp_path: Path) -> None:
+    settings = server_settings(tmp_path, "127.0.0.1", 8080)
+
+    urls = dict(endpoints(settings))
+
+    assert urls["REST API"] == "http://127.0.0.1:8080/api/v1"
+    assert urls["MCP"] == "http://127.0.0.1:8080/organizations/default/environments/dev/mcp"
+
+
+def test_the_setup_link_event_is_shown_boxed_instead_of_logged(capsys) -> None:
+    link = "http://127.0.0.1:8080/setup?token=" + "x" * 43
+    event = {"event": "no owner yet", "logger": "testgate.app", "link": link}
+
+    with pytest.raises(structlog.DropEvent):
+        announce_setup_link(None, "warning", event)
+
+    shown = capsys.readouterr().err
+    assert link in shown  # on one line, whole
+    assert "first owner" in shown
+
+
+def test_other_events_pass_through() -> None:
+    event = {"event": "request", "logger": "testgate.http", "link": "http://example"}
+
+    assert announce_setup_link(None, "info", event) is event
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_first_start_prints_the_endpoints_and_a_one_time_owner_link(tmp_path: Path) -> None:
+    # The process boundary is the subject: what a person sees when they start the server.
+    port = _free_port()
+    env = {**os.environ, "TESTGATE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "testgate", "serve", "--port", str(port)]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        guard = threading.Timer(30, proc.kill)  # bounds the test if startup never completes
+        guard.start()
+        try:
+            assert proc.stderr is not None
+            seen = ""
+            for line in proc.stderr:
+                seen += line
+                if "Application startup complete" in line:
+                    break
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+        finally:
+            guard.cancel()
+
+    assert f"http://127.0.0.1:{port}/organizations/default/environments/dev/mcp" in seen
+    assert f"http://127.0.0.1:{port}/setup?token=" in seen
+    assert "first owner" in seen
+    assert proc.returncode == 0
