@@ -20,6 +20,7 @@ log = structlog.get_logger("testgate.app")
 def create_app(settings: Settings, *, platform: Platform | None = None) -> FastAPI:
     """Build the application. With ``platform`` given (tests), its lifecycle is the caller's."""
     from testgate.api import routes as api_routes
+    from testgate.oauth import routes as oauth_routes
     from testgate.mcp.hosted import MOUNT, HostedMCP
 
     @asynccontextmanager
@@ -47,6 +48,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     if platform is not None:
         app.state.platform = platform
     api_routes.install(app)
+    oauth_routes.install(app)
     mcp = HostedMCP(settings, lambda: cast(Platform, app.state.platform))
     app.mount(MOUNT, mcp)
     return app

@@ -6,7 +6,7 @@
     ├── InvalidInput        the caller sent something malformed; ``errors`` names each field path
     ├── PermissionDenied    authenticated, but the effective permission is too low
     ├── Unauthenticated     no credentials, or credentials that are invalid, expired or revoked
-    ├── ConfirmationRequired / ConfirmationRefused   destructive operations without a "yes"
+    ├── ConfirmationRequired (→ ConfirmationPending) / ConfirmationRefused   no "yes" (yet)
     ├── LimitExceeded       a size or count bound was hit
     ├── RunnerError         the executor could not start or control an execution
     └── AuditFailure        the audit event could not be written, so the operation did not happen
@@ -81,6 +81,13 @@ class Unauthenticated(TestgateError):
 @dataclass
 class ConfirmationRequired(TestgateError):
     code: ClassVar[str] = "confirmation_required"
+
+
+@dataclass
+class ConfirmationPending(ConfirmationRequired):
+    """The question was handed to the client; the call ends now and resumes with the answer."""
+
+    code: ClassVar[str] = "confirmation_pending"
 
 
 @dataclass

@@ -9,6 +9,7 @@ in a transaction of their own.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from testgate.access.principal import Permission
 from testgate.audit import recorder
 from testgate.errors import (
     AuditFailure,
+    ConfirmationPending,
     ConfirmationRefused,
     ConfirmationRequired,
     FieldError,
@@ -108,6 +110,10 @@ async def dispatch(
     except TestgateError as exc:
         await _audit_failure(platform, op, call, trace, exc)
         raise
+    except asyncio.CancelledError as exc:
+        # The caller went away (a client hung up during a long wait): not a crash, still one event.
+        await asyncio.shield(_audit_failure(platform, op, call, trace, exc))
+        raise
     except BaseException as exc:
         log.exception("operation crashed", operation=op.name, request_id=call.request_id)
         await _audit_failure(platform, op, call, trace, exc)
@@ -184,7 +190,11 @@ async def _confirm(platform: Platform, op: Operation[Any, Any], call: Call, payl
             f"{op.tool} is destructive and needs the user's confirmation, but this client cannot ask "
             f"(it did not declare elicitation support). Nothing was changed. It would: {question.message}"
         )
-    outcome = await call.confirm(question.message)
+    try:
+        outcome = await call.confirm(question.message)
+    except ConfirmationPending:
+        trace.confirmation = "pending"
+        raise
     trace.confirmation = outcome
     if outcome not in ("accepted", "explicit"):
         raise ConfirmationRefused(f"the user {outcome} the confirmation; nothing was changed")
@@ -211,6 +221,8 @@ async def _audit_failure(
         outcome, reason = "denied", str(exc)
     elif isinstance(exc, TestgateError):
         outcome, reason = "error", str(exc)
+    elif isinstance(exc, asyncio.CancelledError):
+        outcome, reason = "error", "cancelled: the caller went away"
     else:
         outcome, reason = "error", f"internal error ({type(exc).__name__})"
     org_id = trace.org_id or call.principal.organization_id

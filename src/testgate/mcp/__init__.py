@@ -1,0 +1,1 @@
+"""The MCP front door: a server generated from the operations registry, hosted per environment and on stdio."""

@@ -1,0 +1,180 @@
+"""The door of the hosted MCP endpoints, checked on every HTTP request before the SDK sees it.
+
+Order: Host/Origin (DNS rebinding) -> bearer token (401 with RFC 9728 ``resource_metadata``) -> the
+environment in the path exists and the principal may see it (404 otherwise) -> the request carries a
+``Caller`` and a session owner. The SDK refuses a session id presented by any other owner (404, as if
+the session did not exist); the owner names the principal *and* the environment, so a session opened
+under one environment's path cannot be used under another's, nor with another token.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import quote, urlsplit
+
+import structlog
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from testgate.access.principal import Permission, Principal
+from testgate.access.verifier import verify_bearer
+from testgate.config import Settings
+from testgate.errors import NotFound, Unauthenticated
+from testgate.mcp.caller import MAX_USER_AGENT, SCOPE_KEY, Caller
+from testgate.mcp.tools import PlatformRef
+from testgate.operations.context import Transport
+from testgate.platform import tenancy
+
+log = structlog.get_logger("testgate.mcp")
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")  # noqa: S104 - names, not a bind
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only this server's own names as Host, only its origins as Origin."""
+    hosts: set[str] = set()
+    origins: set[str] = set()
+    if settings.host in _LOOPBACK:
+        for name in ("127.0.0.1", "localhost", "[::1]"):
+            hosts |= {name, f"{name}:*"}
+            origins |= {f"http://{name}", f"http://{name}:*"}
+    else:
+        hosts |= {settings.host, f"{settings.host}:{settings.port}"}
+        origins |= {f"http://{settings.host}:{settings.port}", f"https://{settings.host}:{settings.port}"}
+    if settings.public_url:
+        public = urlsplit(settings.public_url)
+        hosts.add(public.netloc)
+        origins.add(f"{public.scheme}://{public.netloc}")
+    return TransportSecuritySettings(allowed_hosts=sorted(hosts), allowed_origins=sorted(origins))
+
+
+def resource_url(settings: Settings, org: str, env: str) -> str:
+    """The environment's MCP URL: the protected resource (and token audience) of RFC 9728."""
+    return f"{settings.base_url}/organizations/{quote(org, safe='')}/environments/{quote(env, safe='')}/mcp"
+
+
+def metadata_url(settings: Settings, org: str, env: str) -> str:
+    """RFC 9728 §3.1: the well-known URI is inserted between the host and the resource's path."""
+    resource = urlsplit(resource_url(settings, org, env))
+    return f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource{resource.path}"
+
+
+def unauthorized(settings: Settings, org: str, env: str, error: str | None) -> Response:
+    """401 with a ``WWW-Authenticate`` challenge naming the protected-resource metadata (MCP authorization)."""
+    parts = ['realm="testgate"']
+    if error is not None:
+        # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+        parts.append('error="invalid_token"')
+        parts.append('error_description="{}"'.format(error.replace('"', "'")))
+    parts.append(f'resource_metadata="{metadata_url(settings, org, env)}"')
+    body = {
+        "error": "invalid_token" if error else "unauthorized",
+        "error_description": error or "a bearer token is required",
+    }
+    headers = {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
+    return Response(json.dumps(body), status_code=401, media_type="application/json", headers=headers)
+
+
+def not_found(message: str) -> Response:
+    """A JSON-RPC error with HTTP 404: the environment is absent or not this caller's to see."""
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+    return Response(json.dumps(body), status_code=404, media_type="application/json")
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1: never from the query string)."""
+    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+    # RFC 7235 §2.1: the scheme name is case-insensitive.
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def visible(platform: PlatformRef, principal: Principal, org_slug: str, env_slug: str) -> bool:
+    """The environment exists in the principal's organization and the principal holds a permission there."""
+    async with platform().db.session() as session:
+        try:
+            org = await tenancy.organization_by_slug(session, org_slug)
+            env = await tenancy.environment_by_slug(session, org, env_slug)
+        except NotFound:
+            return False
+    return org.id == principal.organization_id and principal.permission_in(env.id) > Permission.NONE
+
+
+def session_owner(caller: Caller, resource: str) -> AuthenticatedUser:
+    """The identity the SDK binds sessions to: (client_id, issuer, subject) = (caller key, resource, user)."""
+    principal = caller.principal
+    token = AccessToken(
+        token=f"{principal.kind}:{principal.id}",
+        client_id=caller.key,
+        scopes=[],
+        resource=resource,
+        subject=principal.user_id or principal.id,
+        claims={"iss": resource},
+    )
+    return AuthenticatedUser(token)
+
+
+class Guard:
+    """Wraps one transport endpoint so that no request reaches it unchecked."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        transport: Transport,
+        platform: PlatformRef,
+        settings: Settings,
+        security: TransportSecuritySettings,
+    ) -> None:
+        self.app, self.transport, self.platform, self.settings = app, transport, platform, settings
+        self.security = TransportSecurityMiddleware(security)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        refused = await self.security.validate_request(request, is_post=False)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        org, env = str(scope["path_params"]["org"]), str(scope["path_params"]["env"])
+        caller = await self._admit(request, org, env)
+        if isinstance(caller, Response):
+            await caller(scope, receive, send)
+            return
+        scope[SCOPE_KEY] = caller
+        scope["user"] = session_owner(caller, resource_url(self.settings, org, env))
+        await self.app(scope, receive, send)
+
+    async def _admit(self, request: Request, org: str, env: str) -> Caller | Response:
+        """The authenticated caller, or the response refusing the request."""
+        source = request.client.host if request.client else None
+        token = bearer_token(request)
+        if token is None:
+            return unauthorized(self.settings, org, env, None)
+        try:
+            principal = await verify_bearer(self.platform(), token, source=source)
+        except Unauthenticated as exc:
+            log.info("mcp authentication failed", reason=str(exc), source=source, path=request.url.path)
+            return unauthorized(self.settings, org, env, str(exc))
+        if not await visible(self.platform, principal, org, env):
+            return not_found(f"environment {env!r} not found in organization {org!r}")
+        return self._caller(request, principal, org, env, source)
+
+    def _caller(self, request: Request, principal: Principal, org: str, env: str, source: str | None) -> Caller:
+        state = request.scope.setdefault("state", {})
+        # The request-id middleware may have assigned one already; otherwise this request gets its own.
+        request_id = state.get("request_id") or uuid.uuid4().hex
+        state["request_id"] = request_id
+        agent = request.headers.get("user-agent")
+        return Caller(
+            principal=principal,
+            organization=org,
+            environment=env,
+            transport=self.transport,
+            request_id=str(request_id),
+            source_address=source,
+            user_agent=agent[:MAX_USER_AGENT] if agent else None,
+        )

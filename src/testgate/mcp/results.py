@@ -1,0 +1,45 @@
+"""What a tool call returns: structured content with its JSON text, or an error an agent can act on."""
+
+from __future__ import annotations
+
+import json
+
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, CallToolResult, TextContent
+from pydantic import BaseModel
+
+from testgate.errors import TestgateError
+
+# What to do next, per error code: the message says what went wrong, the hint how to move on.
+HINTS = {
+    "not_found": "Check the name or id: list_workflows, list_executions and list_test_cases show what exists.",
+    "permission_denied": "This token's permission in this environment is too low for this tool.",
+    "invalid_input": "Fix the named arguments and call the tool again.",
+    "conflict": "Read the current state (get_workflow, get_execution) and retry if it still applies.",
+    "limit_exceeded": "Ask for less: a smaller page, a line range, or grep.",
+    "confirmation_refused": "Only call it again if the user asks you to.",
+}
+
+
+def success(output: BaseModel) -> CallToolResult:
+    """Structured content (numbers stay numbers) plus the same JSON as text, for clients without schemas."""
+    data = output.model_dump(mode="json")
+    text = json.dumps(data, ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def failure(exc: TestgateError) -> CallToolResult:
+    """A domain error as a tool result with ``isError`` (MCP: tool errors are results, not protocol errors)."""
+    lines = [f"{exc.code}: {exc}"]
+    if exc.code in HINTS:
+        lines.append(HINTS[exc.code])
+    return CallToolResult(content=[TextContent(type="text", text="\n".join(lines))], is_error=True)
+
+
+def internal_error(request_id: str | None) -> MCPError:
+    """JSON-RPC -32603 for a crash: the request id to quote, never the exception's text."""
+    return MCPError(
+        code=INTERNAL_ERROR,
+        message=f"internal error (request id {request_id}); the server logged it and keeps serving",
+        data={"request_id": request_id},
+    )
