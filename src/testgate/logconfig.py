@@ -8,6 +8,8 @@ from typing import Literal
 
 import structlog
 
+from testgate.audit.redaction import redact_event
+
 
 def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "INFO") -> None:
     """Route structlog and stdlib logging to stderr (stdout belongs to stdio MCP and CLI output)."""
@@ -33,6 +35,7 @@ def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "IN
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             # The console renderer formats exceptions itself; JSON needs them as a string field.
             *([structlog.processors.format_exc_info] if use_json else []),
+            redact_event,
             renderer,
         ],
     )

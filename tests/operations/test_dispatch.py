@@ -225,7 +225,7 @@ async def test_a_crash_inside_a_handler_is_audited_and_propagates(
 async def test_if_the_audit_event_cannot_be_written_the_change_is_rolled_back(
     platform: Platform, call: Call, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(session: Any, event: Any) -> Any:
+    async def broken(session: Any, event: Any, **kwargs: Any) -> Any:
         raise OSError("disk full")
 
     monkeypatch.setattr(recorder, "record", broken)

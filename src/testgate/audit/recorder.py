@@ -1,13 +1,15 @@
 """The recorder: one event per dispatch and per authentication event, chained per organization.
 
 Each event's hash covers a canonical JSON encoding of its fields plus the previous event's hash, so a
-removed, edited or reordered event breaks the chain (``testgate audit verify``).
+removed, edited or reordered event breaks the chain (``testgate audit verify``). After a retention purge
+the chain continues from the checkpoint the purge left (the seq and hash of the last deleted event).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -15,8 +17,11 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from testgate.audit.formats import StoredEvent
+from testgate.audit.redaction import scrub, scrub_text
+from testgate.audit.sink import FileSink
 from testgate.ids import new_id
-from testgate.store.audit import AuditEventRow
+from testgate.store.audit import AuditCheckpointRow, AuditEventRow
 from testgate.store.base import utcnow
 from testgate.store.tenancy import Organization
 
@@ -66,49 +71,95 @@ def bound_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     return {"_truncated": True, "_preview": text[:MAX_ARGUMENT_CHARS]}
 
 
-def canonical(row: AuditEventRow) -> bytes:
+# The columns an event's hash covers, in the order of the table.
+CHAINED_COLUMNS = (
+    "seq",
+    "event_id",
+    "time",
+    "organization_id",
+    "environment_id",
+    "actor_type",
+    "actor_id",
+    "actor_name",
+    "transport",
+    "action",
+    "resources",
+    "outcome",
+    "reason",
+    "confirmation",
+    "request_id",
+    "source_address",
+    "user_agent",
+    "arguments",
+    "prev_hash",
+)
+
+
+def canonical(row: StoredEvent) -> bytes:
     """The bytes an event's hash covers (everything but the hash itself)."""
+    return encode({name: getattr(row, name) for name in CHAINED_COLUMNS})
+
+
+def encode(values: Mapping[Any, Any]) -> bytes:
+    """The canonical encoding of an event given as column values (a row's ``_mapping``, a dict)."""
     body = {
-        "seq": row.seq,
-        "event_id": row.event_id,
-        "time": _iso(row.time),
-        "organization_id": row.organization_id,
-        "environment_id": row.environment_id,
-        "actor": [row.actor_type, row.actor_id, row.actor_name],
-        "transport": row.transport,
-        "action": row.action,
-        "resources": row.resources,
-        "outcome": row.outcome,
-        "reason": row.reason,
-        "confirmation": row.confirmation,
-        "request_id": row.request_id,
-        "source_address": row.source_address,
-        "user_agent": row.user_agent,
-        "arguments": row.arguments,
-        "prev_hash": row.prev_hash,
+        "seq": values["seq"],
+        "event_id": values["event_id"],
+        "time": _iso(values["time"]),
+        "organization_id": values["organization_id"],
+        "environment_id": values["environment_id"],
+        "actor": [values["actor_type"], values["actor_id"], values["actor_name"]],
+        "transport": values["transport"],
+        "action": values["action"],
+        "resources": values["resources"],
+        "outcome": values["outcome"],
+        "reason": values["reason"],
+        "confirmation": values["confirmation"],
+        "request_id": values["request_id"],
+        "source_address": values["source_address"],
+        "user_agent": values["user_agent"],
+        "arguments": values["arguments"],
+        "prev_hash": values["prev_hash"],
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def digest(values: Mapping[Any, Any]) -> str:
+    """The chain hash of an event given as column values."""
+    return hashlib.sha256(encode(values)).hexdigest()
 
 
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-async def record(session: AsyncSession, event: Event) -> AuditEventRow:
-    """Append ``event`` to its organization's chain inside ``session``'s transaction."""
+async def head(session: AsyncSession, organization_id: str) -> tuple[int, str]:
+    """The seq and hash the next event links to: the last event's, else the last checkpoint's, else genesis."""
+    for model in (AuditEventRow, AuditCheckpointRow):
+        last = (
+            await session.execute(
+                select(model.seq, model.hash)
+                .where(model.organization_id == organization_id)
+                .order_by(model.seq.desc())
+                .limit(1)
+            )
+        ).first()
+        if last is not None:
+            return last[0], last[1]
+    return 0, GENESIS
+
+
+async def record(session: AsyncSession, event: Event, *, sink: FileSink | None = None) -> AuditEventRow:
+    """Append ``event`` to its organization's chain inside ``session``'s transaction.
+
+    Secrets MUST NOT reach the chain: secret-named arguments are masked, and token-shaped or registered
+    secret values are scrubbed from arguments and reason. ``sink`` gets the event once it commits.
+    """
     # Serialize appends per organization: lock its row, then read the chain's head in a new snapshot.
     await session.execute(select(Organization.id).where(Organization.id == event.organization_id).with_for_update())
-    last = (
-        await session.execute(
-            select(AuditEventRow.seq, AuditEventRow.hash)
-            .where(AuditEventRow.organization_id == event.organization_id)
-            .order_by(AuditEventRow.seq.desc())
-            .limit(1)
-        )
-    ).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    last_seq, prev = await head(session, event.organization_id)
     row = AuditEventRow(
-        seq=seq,
+        seq=last_seq + 1,
         event_id=new_id(),
         time=utcnow(),
         organization_id=event.organization_id,
@@ -120,16 +171,18 @@ async def record(session: AsyncSession, event: Event) -> AuditEventRow:
         action=event.action,
         resources=event.resources,
         outcome=event.outcome,
-        reason=event.reason[:2000],
+        reason=scrub_text(event.reason)[:2000],
         confirmation=event.confirmation,
         request_id=event.request_id,
         source_address=event.source_address,
-        user_agent=(event.user_agent or None) and event.user_agent[:400],
-        arguments=bound_arguments(redact(event.arguments)),
+        user_agent=(event.user_agent or None) and scrub_text(event.user_agent)[:400],
+        arguments=bound_arguments(scrub(redact(event.arguments), keys=False)),
         prev_hash=prev,
         hash="",
     )
     row.hash = hashlib.sha256(canonical(row)).hexdigest()
     session.add(row)
     await session.flush()
+    if sink is not None:
+        sink.attach(session, row)
     return row

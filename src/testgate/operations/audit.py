@@ -292,11 +292,11 @@ async def _confirm_purge(ctx: OpContext, args: PurgeIn) -> Confirmation:
     when = planned.cutoff.strftime("%Y-%m-%d %H:%M UTC")
     if planned.through_seq is None:
         return Confirmation(
-            f"No audit event of '{ctx.organization.slug}' is older than {days} days (before {when}): "
+            f"No audit event of '{ctx.organization.slug}' is older than {days} day(s) (before {when}): "
             "nothing will be deleted. Continue?"
         )
     return Confirmation(
-        f"Permanently delete {planned.count} audit event(s) of '{ctx.organization.slug}' older than {days} days "
+        f"Permanently delete {planned.count} audit event(s) of '{ctx.organization.slug}' older than {days} day(s) "
         f"(before {when}, up to seq {planned.through_seq})? A checkpoint keeps the rest verifiable.",
         subject=_Planned(days, planned),
     )
@@ -335,5 +335,5 @@ async def purge_events(ctx: OpContext, args: PurgeIn) -> PurgeOut:
         cutoff=report.cutoff,
         checkpoint_seq=report.checkpoint_seq,
         checkpoint_hash=report.checkpoint_hash,
-        message=f"purged {report.purged} audit event(s) older than {days} days",
+        message=f"purged {report.purged} audit event(s) older than {days} day(s)",
     )

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.access.principal import Permission
-from testgate.audit import recorder
+from testgate.audit import recorder, sink
 from testgate.errors import (
     AuditFailure,
     ConfirmationPending,
@@ -148,7 +148,7 @@ async def _run(platform: Platform, op: Operation[Any, Any], call: Call, raw: Any
     trace.ctx = ctx
     result: BaseModel = await op.handler(ctx, payload)
     async with platform.db.session() as session:
-        await _audit_success(session, op, call, trace)
+        await _audit_success(session, platform, op, call, trace)
     return result
 
 
@@ -169,7 +169,7 @@ async def _transaction(
         ctx = OpContext(platform, call, _org(trace), trace.env, session, confirmed)
         trace.ctx = ctx
         result: BaseModel = await op.handler(ctx, payload)
-        await _audit_success(session, op, call, trace)
+        await _audit_success(session, platform, op, call, trace)
     for hook in ctx.after_commit:
         await hook()
     return result
@@ -201,9 +201,13 @@ async def _confirm(platform: Platform, op: Operation[Any, Any], call: Call, payl
     return question.subject
 
 
-async def _audit_success(session: AsyncSession, op: Operation[Any, Any], call: Call, trace: _Trace) -> None:
+async def _audit_success(
+    session: AsyncSession, platform: Platform, op: Operation[Any, Any], call: Call, trace: _Trace
+) -> None:
     try:
-        await recorder.record(session, _event(op, call, trace, "allowed", ""))
+        await recorder.record(
+            session, _event(op, call, trace, "allowed", ""), sink=sink.from_settings(platform.settings)
+        )
     except Exception as exc:
         log.exception("audit write failed", operation=op.name, request_id=call.request_id)
         raise AuditFailure(f"the audit event for {op.tool} could not be written; nothing was changed") from exc
@@ -215,9 +219,10 @@ async def _audit_failure(
     if isinstance(exc, AuditFailure):
         return
     outcome: recorder.Outcome
-    if isinstance(exc, PermissionDenied | Unauthenticated | ConfirmationRefused | ConfirmationRequired) or (
-        isinstance(exc, NotFound) and trace.env is None and op.scope == "environment"
-    ):
+    if isinstance(exc, PermissionDenied | Unauthenticated | ConfirmationRefused | ConfirmationRequired):
+        outcome, reason = "denied", str(exc)
+    elif isinstance(exc, NotFound) and not trace.scoped:
+        # The organization or environment is not visible to this caller: isolation, not a missing row.
         outcome, reason = "denied", str(exc)
     elif isinstance(exc, TestgateError):
         outcome, reason = "error", str(exc)
@@ -228,7 +233,9 @@ async def _audit_failure(
     org_id = trace.org_id or call.principal.organization_id
     try:
         async with platform.db.session() as session:
-            await recorder.record(session, _event(op, call, trace, outcome, reason, org_id))
+            await recorder.record(
+                session, _event(op, call, trace, outcome, reason, org_id), sink=sink.from_settings(platform.settings)
+            )
     except Exception:
         log.exception("audit write failed for a failed call", operation=op.name, request_id=call.request_id)
 

@@ -60,6 +60,7 @@ MODULES = (
     "testgate.operations.executions",
     "testgate.operations.results",
     "testgate.operations.testcases",
+    "testgate.operations.audit",
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from testgate.audit import redaction
 from testgate.errors import InvalidInput, RunnerError
 from testgate.platform import spec as specs
 from testgate.platform.context import Platform
@@ -82,18 +83,24 @@ class Job:
             self._abort_reason = reason
             self._abort.set()
 
-    async def run(self) -> None:
-        """Run it if it is still queued; it ends in passed, failed, timed_out or aborted."""
+    async def run(self) -> bool:
+        """Run it if it is still queued (False if not); it ends in passed, failed, timed_out or aborted."""
         self.started = True
         row = await state.load(self.platform, self.execution_id)
         started = utcnow()
         if row is None or not await state.mark_running(self.platform, self.execution_id, self.runner_id, started):
-            return
+            return False
         verdict = Verdict("failed", "the runner stopped while this execution was running")
+        # Structured logs and audit records mask these values too while the execution runs.
+        for value in self._secrets.values():
+            redaction.register_secret(value)
         try:
             verdict = await self._guarded(row)
         finally:
             await self._conclude(verdict, started)
+            for value in self._secrets.values():
+                redaction.forget_secret(value)
+        return True
 
     async def _guarded(self, row: ExecutionRow) -> Verdict:
         try:
@@ -110,7 +117,9 @@ class Job:
             await self._note(f"=== execution {verdict.status}" + (f": {reason} ===" if reason else " ==="))
             await self._log.close()
         finally:
-            await state.finish(self.platform, self.execution_id, verdict.status, reason, started)
+            await state.finish(
+                self.platform, self.execution_id, verdict.status, reason, started, runner_id=self.runner_id
+            )
             await workspace.remove(self._workspace)
 
     async def _execute(self, row: ExecutionRow) -> Verdict:

@@ -1,4 +1,4 @@
-"""Audit events: append-only, chained per organization by hash."""
+"""Audit events: append-only, chained per organization by hash; and the checkpoints purges leave behind."""
 
 from __future__ import annotations
 
@@ -39,3 +39,23 @@ class AuditEventRow(Base):
     arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    """Where a retention purge cut the chain: the seq and hash of the last event it deleted.
+
+    Verification of what remains starts here instead of at the genesis hash; the purge's own audit
+    event (``audit.purge``) repeats the seq and hash, so a forged checkpoint does not verify.
+    """
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index("ix_audit_checkpoints_org_seq", "organization_id", "seq", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    organization_id: Mapped[str] = mapped_column(String(26))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column()
+    purged: Mapped[int] = mapped_column(BigInteger)
+    cutoff: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,172 @@
+"""``testgate audit``: list, export, verify and purge the audit log (as the local owner, audited)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+from rich.markup import escape
+
+from testgate.audit import export
+from testgate.cli import output
+from testgate.cli.local import call, connect, run
+from testgate.cli.output import Format, OutputOption
+from testgate.cli.params import DataDir, Org, Target, Yes
+from testgate.operations.audit import AuditEventList, ExportPlan, PurgeOut, VerifyOut
+
+app = typer.Typer(help="The audit log: list, export, verify and purge.", no_args_is_help=True)
+
+_TIMES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+Since = Annotated[datetime | None, typer.Option("--since", help="Events at or after this time (UTC).", formats=_TIMES)]
+Until = Annotated[datetime | None, typer.Option("--until", help="Events before this time (UTC).", formats=_TIMES)]
+EnvFilter = Annotated[str | None, typer.Option("--env", "-e", help="Only events in this environment.")]
+Actor = Annotated[str | None, typer.Option("--actor", help="Only this actor (id or name).")]
+Action = Annotated[
+    str | None, typer.Option("--action", help="Only this action, or a prefix ending in '.' ('workflow.').")
+]
+Outcome = Annotated[str | None, typer.Option("--outcome", help="Only allowed, denied or error.")]
+Output = Annotated[Format, OutputOption]
+# Audit exports carry who did what: only their owner may read the file.
+_EXPORT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _filters(
+    since: datetime | None,
+    until: datetime | None,
+    env: str | None,
+    actor: str | None,
+    action: str | None,
+    outcome: str | None,
+) -> dict[str, Any]:
+    values = {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "environment": env,
+        "actor": actor,
+        "action": action,
+        "outcome": outcome,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@app.command("list")
+def list_(
+    since: Since = None,
+    until: Until = None,
+    env: EnvFilter = None,
+    actor: Actor = None,
+    action: Action = None,
+    outcome: Outcome = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Events per page.")] = 50,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="next_cursor of the previous page.")] = None,
+    data_dir: DataDir = None,
+    org: Org = None,
+    fmt: Output = Format.table,
+) -> None:
+    """List audit events, newest first: who did what, where, when, with which outcome."""
+    args = _filters(since, until, env, actor, action, outcome) | {"limit": limit}
+    if cursor:
+        args["cursor"] = cursor
+    found = call(Target(data_dir, org), "audit.list", args, AuditEventList)
+    if fmt is Format.json:
+        return output.emit_json(found)
+    output.table(
+        ["seq", "time", "actor", "via", "action", "env", "outcome", "reason"],
+        [
+            (e.seq, e.time, f"{e.actor.type}:{e.actor.name}", e.transport, e.action, e.environment,
+             output.status({"allowed": "passed", "denied": "failed"}.get(e.outcome, e.outcome)), e.reason)
+            for e in found.events
+        ],
+    )  # fmt: skip
+    if found.next_cursor:
+        output.note(f"more events: --cursor {escape(found.next_cursor)}")
+
+
+@app.command("export")
+def export_(
+    fmt: Annotated[str, typer.Option("--format", "-F", help="jsonl, csv or ocsf.")] = "jsonl",
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Write here (mode 0600) instead of stdout.", dir_okay=False)
+    ] = None,
+    since: Since = None,
+    until: Until = None,
+    env: EnvFilter = None,
+    actor: Actor = None,
+    action: Action = None,
+    outcome: Outcome = None,
+    data_dir: DataDir = None,
+    org: Org = None,
+) -> None:
+    """Export audit events, oldest first, as JSON Lines, CSV or OCSF (streamed)."""
+    args = _filters(since, until, env, actor, action, outcome) | {"format": fmt}
+    run(_export(Target(data_dir, org), args, file))
+    if file is not None:
+        output.note(f"exported to {escape(str(file))}")
+
+
+async def _export(target: Target, args: dict[str, Any], file: Path | None) -> None:
+    async with connect(target) as client:
+        # Authorized and audited first; only then is a single event read.
+        plan = await client.op("audit.export", args, ExportPlan)
+        chunks = export.stream(client.platform.db, plan.organization_id, plan.format, plan.filters())
+        with _open(file) as out:
+            async for chunk in chunks:
+                out.write(chunk)
+
+
+def _open(file: Path | None) -> AbstractContextManager[TextIO]:
+    if file is None:
+        return nullcontext(sys.stdout)
+    return os.fdopen(os.open(file, _EXPORT_FLAGS, 0o600), "w", encoding="utf-8", newline="")
+
+
+@app.command()
+def verify(
+    anchor: Annotated[
+        str | None, typer.Option("--anchor", help="SEQ:HASH kept from an earlier verify or the audit file.")
+    ] = None,
+    data_dir: DataDir = None,
+    org: Org = None,
+    fmt: Output = Format.table,
+) -> None:
+    """Check that no audit event was edited, removed or reordered; exit 1 naming the first problem."""
+    args: dict[str, Any] = {}
+    if anchor:
+        seq, sep, digest = anchor.partition(":")
+        if not sep or not seq.isdigit():
+            raise typer.BadParameter("expected SEQ:HASH", param_hint="--anchor")
+        args = {"anchor_seq": int(seq), "anchor_hash": digest}
+    result = call(Target(data_dir, org), "audit.verify", args, VerifyOut)
+    if fmt is Format.json:
+        output.emit_json(result)
+    elif result.ok:
+        span = f" (seq {result.first_seq}-{result.last_seq})" if result.checked else ""
+        output.note(f"[green]{escape(result.message)}[/]{span}")
+        output.echo(f"head {result.last_seq or result.checkpoint_seq or 0}:{result.head_hash}")
+    else:
+        output.note(f"[bold red]audit log tampered:[/] {escape(result.message)}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def purge(
+    older_than_days: Annotated[
+        int | None,
+        typer.Option("--older-than-days", min=1, help="Default: the retention (TESTGATE_AUDIT_RETENTION_DAYS)."),
+    ] = None,
+    yes: Yes = False,
+    data_dir: DataDir = None,
+    org: Org = None,
+) -> None:
+    """Delete audit events older than the retention, keeping the rest verifiable (asks first)."""
+    args = {"older_than_days": older_than_days} if older_than_days else {}
+    result = call(Target(data_dir, org), "audit.purge", args, PurgeOut, yes=yes)
+    output.note(escape(result.message))
+    if result.checkpoint_seq is not None:
+        output.note(f"checkpoint {result.checkpoint_seq}:{result.checkpoint_hash}")

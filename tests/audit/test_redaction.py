@@ -1,0 +1,195 @@
+"""Secrets never reach a log line or an audit record: keys, token shapes and registered values."""
+
+from __future__ import annotations
+
+import io
+import logging
+import secrets
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import structlog
+from sqlalchemy import text
+
+from testgate.access import tokens
+from testgate.audit.redaction import REDACTED, forget_secret, redact_event, register_secret, scrub_text
+from testgate.errors import InvalidInput, NotFound
+from testgate.operations.dispatch import dispatch
+
+if TYPE_CHECKING:
+    from tests.audit.conftest import Chain
+
+FLOW = """
+kind: TestWorkflow
+metadata: {name: smoke}
+spec:
+  config:
+    token: {sensitive: true}
+    level: {default: "1"}
+  steps: [{name: one, shell: echo one}]
+"""
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """structlog and stdlib logging rendered as JSON lines into a buffer, as logconfig.configure does."""
+    buffer = io.StringIO()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                redact_event,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG)
+    try:
+        yield buffer
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        structlog.reset_defaults()
+
+
+def _event(**fields: Any) -> Mapping[str, Any]:
+    return redact_event(None, "info", {"event": "x", **fields})
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["authorization", "Authorization", "cookie", "set-cookie", "x-api-key", "password", "secret", "client_secret",
+     "token", "refresh_token", "access_token", "db_password"],
+)  # fmt: skip
+def test_values_under_secret_keys_are_replaced_whole(key: str) -> None:
+    assert _event(**{key: "anything at all"})[key] == REDACTED
+    assert _event(headers={key: "anything at all"})["headers"][key] == REDACTED
+
+
+def test_ordinary_keys_are_left_alone() -> None:
+    assert _event(token_prefix="tgp_AbCd", tokens_revoked=3, user="alice") == {
+        "event": "x",
+        "token_prefix": "tgp_AbCd",
+        "tokens_revoked": 3,
+        "user": "alice",
+    }
+
+
+@pytest.mark.parametrize(
+    ("secret", "kept"),
+    [
+        (tokens.generate(), 8),  # tgp_ + 4: the prefix testgate shows for a token anyway
+        ("tgr_" + secrets.token_urlsafe(32), 8),
+        ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl", 3),
+    ],
+)
+def test_token_shaped_strings_keep_only_a_short_prefix(secret: str, kept: int) -> None:
+    masked = scrub_text(f"calling with {secret} now")
+    assert masked == f"calling with {secret[:kept]}{REDACTED} now"
+
+
+def test_bearer_credentials_and_url_passwords_are_masked() -> None:
+    assert scrub_text("Authorization: Bearer abc.def-ghi") == f"Authorization: Bearer {REDACTED}"
+    assert scrub_text("postgresql://app:s3cret@db:5432/tg") == f"postgresql://app:{REDACTED}@db:5432/tg"
+
+
+def test_a_registered_secret_is_masked_until_it_is_forgotten() -> None:
+    value = "workflow-secret-" + secrets.token_hex(4)
+    register_secret(value)
+    try:
+        assert scrub_text(f"echo {value}") == f"echo {REDACTED}"
+        assert _event(step={"env": [f"X={value}"]})["step"] == {"env": [f"X={REDACTED}"]}
+    finally:
+        forget_secret(value)
+    assert scrub_text(f"echo {value}") == f"echo {value}"
+
+
+class LoggingExecutor:
+    """An executor double that behaves like a careless runner: it logs what it is handed.
+
+    Like the real runner it registers the sensitive values before touching them.
+    """
+
+    def __init__(self) -> None:
+        self.log = structlog.get_logger("testgate.runner")
+
+    async def start(self) -> None:
+        return None
+
+    async def submit(self, execution_id: str, secret_values: Mapping[str, str]) -> None:
+        for value in secret_values.values():
+            register_secret(value)
+        self.log.info("starting execution", execution_id=execution_id, environment=dict(secret_values))
+        self.log.debug(f"command line: run-tests --token {secret_values['token']}")
+
+    async def abort(self, execution_id: str) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None
+
+
+async def _all_audit_text(chain: Chain) -> str:
+    async with chain.platform.db.session() as session:
+        rows = (await session.execute(text("SELECT * FROM audit_events"))).all()
+    return "\n".join(repr(tuple(row)) for row in rows)
+
+
+async def test_no_planted_secret_reaches_the_logs_or_any_audit_column(chain: Chain, captured: io.StringIO) -> None:
+    api_token = tokens.generate()
+    refresh = "tgr_" + secrets.token_urlsafe(32)
+    password = "correct-horse-battery-" + secrets.token_hex(4)
+    sensitive = "hunter2-" + secrets.token_hex(6)
+    planted = (api_token, refresh, password, sensitive)
+    chain.platform.executor = LoggingExecutor()
+    call = chain.call(environment="dev")
+    try:
+        await dispatch(chain.platform, call, "workflow.create", {"definition": FLOW})
+        # A token pasted into an ordinary parameter, and the sensitive one.
+        await dispatch(
+            chain.platform, call, "workflow.run", {"name": "smoke", "config": {"token": sensitive, "level": api_token}}
+        )
+        with pytest.raises(InvalidInput):
+            await dispatch(
+                chain.platform, call, "workflow.run", {"name": "smoke", "password": password, "refresh_token": refresh}
+            )
+        with pytest.raises(NotFound):
+            await dispatch(chain.platform, call, "workflow.get", {"name": api_token})
+        log = structlog.get_logger("testgate.http")
+        log.info("request", headers={"Authorization": f"Bearer {api_token}", "Cookie": f"session={refresh}"})
+        log.info("login attempt", user="alice", password=password)
+        log.warning(f"refresh failed for {refresh}")
+        logging.getLogger("uvicorn.access").info('"GET /cb?refresh=%s HTTP/1.1" 200', refresh)
+        try:
+            raise RuntimeError(f"upstream rejected {api_token} while running with {sensitive}")
+        except RuntimeError:
+            log.exception("crash")
+            logging.getLogger("uvicorn.error").exception("ASGI callable failed")
+    finally:
+        forget_secret(sensitive)
+    output = captured.getvalue()
+    audit = await _all_audit_text(chain)
+    assert "starting execution" in output
+    assert output.count("RuntimeError: upstream rejected tgp_") == 2
+    assert len(await chain.events()) == 4
+    for secret in planted:
+        assert secret not in output, secret
+        assert secret not in audit, secret
