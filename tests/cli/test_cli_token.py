@@ -58,7 +58,7 @@ def test_revoking_a_token_marks_it_revoked(cli) -> None:
     cli.ok("token", "create", "--name", "ci", "--env", "dev:read", "--expires", "2099-01-01")
     (token,) = cli.json("token", "list")["tokens"]
 
-    revoked = cli("token", "revoke", token["id"])
+    revoked = cli("token", "revoke", token["id"], "--yes")
 
     assert revoked.exit_code == 0
     assert "is revoked" in revoked.stderr

@@ -1,8 +1,14 @@
-"""Users and passwords: argon2id hashes, and the first owner of an organization (through its setup link)."""
+"""Users and passwords: argon2id hashes, invitations, and the first owner of an organization (its setup link).
+
+An invitation is a one-time link whose secret is stored only as a SHA-256 hash on the user, valid for
+seven days; redeeming it sets the user's password exactly once.
+"""
 
 from __future__ import annotations
 
 import re
+import secrets
+from datetime import datetime, timedelta
 
 import anyio.to_thread
 from argon2 import PasswordHasher
@@ -20,6 +26,7 @@ from testgate.store.tenancy import Membership, Organization, SetupToken, User
 _hasher = PasswordHasher()
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # hashing is deliberately slow, so the input is bounded
+INVITE_TTL = timedelta(days=7)
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
@@ -34,6 +41,25 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when ``password_hash`` was made with other parameters than today's (or cannot be read)."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
+
+
+async def rehash_if_needed(user: User, password: str) -> bool:
+    """After ``verify_password`` accepted ``password``: store a fresh hash if the parameters changed.
+
+    MUST be called only with a password that was just verified against ``user.password_hash``.
+    """
+    if user.password_hash is None or not needs_rehash(user.password_hash):
+        return False
+    user.password_hash = await anyio.to_thread.run_sync(hash_password, password)
+    return True
 
 
 def check_password(password: str) -> None:
@@ -101,15 +127,59 @@ async def redeem_setup_token(session: AsyncSession, org: Organization, token: st
 
 async def create_owner(session: AsyncSession, org: Organization, *, email: str, name: str, password: str) -> User:
     """Create a user with an argon2id password hash and make them an owner of ``org``."""
-    check_password(password)
+    user = await create_user(session, email=email, name=name, password=password)
+    session.add(Membership(organization_id=org.id, user_id=user.id, role=Role.OWNER.value))
+    await session.flush()
+    return user
+
+
+async def by_email(session: AsyncSession, email: str) -> User | None:
+    """The user with this address (compared normalized), if any."""
+    return await session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+async def create_user(session: AsyncSession, *, email: str, name: str, password: str | None) -> User:
+    """A new user: with an argon2id hash of ``password``, or with none until an invitation is redeemed."""
+    if password is not None:
+        check_password(password)
     address = normalize_email(email)
     display = _check_name(name)
     if await session.scalar(select(User.id).where(User.email == address)) is not None:
         raise Conflict("a user with this email address already exists")
-    password_hash = await anyio.to_thread.run_sync(hash_password, password)
+    password_hash = await anyio.to_thread.run_sync(hash_password, password) if password is not None else None
     user = User(email=address, name=display, password_hash=password_hash)
     session.add(user)
     await session.flush()
-    session.add(Membership(organization_id=org.id, user_id=user.id, role=Role.OWNER.value))
-    await session.flush()
+    return user
+
+
+def issue_invite(user: User, now: datetime | None = None) -> str:
+    """A one-time invitation secret for ``user``; only its hash is kept, and it replaces any earlier one."""
+    secret = secrets.token_urlsafe(32)
+    user.invite_hash = hash_secret(secret)
+    user.invite_expires_at = (now or utcnow()) + INVITE_TTL
+    return secret
+
+
+async def redeem_invite(session: AsyncSession, secret: str, *, password: str, now: datetime | None = None) -> User:
+    """Set the invited user's password from the link's secret, exactly once even under concurrent submissions.
+
+    MUST raise ``NotFound`` for an unknown secret and ``Conflict`` for an expired or already used one.
+    """
+    check_password(password)
+    hashed = hash_secret(secret)
+    user = await session.scalar(select(User).where(User.invite_hash == hashed))
+    if user is None or user.invite_expires_at is None:
+        raise NotFound("this invitation link is not valid")
+    if user.invite_expires_at <= (now or utcnow()):
+        raise Conflict("this invitation link has expired; ask an admin for a new one")
+    password_hash = await anyio.to_thread.run_sync(hash_password, password)
+    result = await session.execute(
+        update(User)
+        .where(User.id == user.id, User.invite_hash == hashed)
+        .values(password_hash=password_hash, invite_hash=None, invite_expires_at=None)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("this invitation link was already used")
+    await session.refresh(user)
     return user

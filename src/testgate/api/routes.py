@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from testgate.api import artifacts, bindings, openapi, problems, setup, uploads, workflows
+from testgate.api import access, artifacts, audit, bindings, openapi, problems, setup, uploads, workflows
 from testgate.api.request_id import RequestIdMiddleware
 from testgate.api.routing import env_router
 
@@ -56,4 +56,6 @@ def install(app: FastAPI) -> None:
     for binding in bindings.BINDINGS:
         bindings.add(generated, binding)
     app.include_router(generated)
+    app.include_router(access.router)
+    app.include_router(audit.router)
     app.include_router(setup.router)

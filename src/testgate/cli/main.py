@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from testgate import __version__, logconfig
-from testgate.cli import db, execution, results, serve, token, workflow
+from testgate.cli import db, execution, member, results, serve, token, workflow
 
 app = typer.Typer(
     name="testgate",
@@ -45,6 +45,7 @@ app.add_typer(workflow.app, name="workflow")
 app.add_typer(execution.app, name="execution")
 app.add_typer(results.app, name="results")
 app.add_typer(token.app, name="token")
+app.add_typer(member.app, name="member")
 app.add_typer(db.app, name="db")
 
 

@@ -1,37 +1,30 @@
-"""``testgate token``: issue, list and revoke API tokens for the organization, as the local owner.
+"""``testgate token``: create, list, revoke and rotate API tokens, through ``dispatch`` as the local owner.
 
-Token management is not an operation yet, so these functions work on a session here and write the
-audit events themselves (``token.create``, ``token.revoke``); they belong behind ``dispatch`` later.
-A secret is printed once, on stdout alone (for ``TOKEN=$(testgate token create …)``); only its hash is kept.
+A secret is printed once, on stdout alone (for ``TOKEN=$(testgate token create …)``); only its hash is
+kept. Expiry is an ISO 8601 duration (P30D, PT12H, P2W, P1DT6H) or a date; months and years are refused.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import BaseModel
 from rich.markup import escape
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.access import tokens
-from testgate.access.principal import Permission, Role
-from testgate.audit import recorder
+from testgate.access.principal import Permission
 from testgate.cli import output
-from testgate.cli.expiry import parse_expiry
-from testgate.cli.local import Local, connect, run
+from testgate.cli.local import call
 from testgate.cli.output import Format, OutputOption
-from testgate.cli.params import DataDir, Org, Target, pairs
-from testgate.errors import NotFound
-from testgate.platform import tenancy
+from testgate.cli.params import DataDir, Org, Target, Yes, pairs
+from testgate.operations.access import TokenInfo, TokenList, TokenSecret
 from testgate.store.base import utcnow
-from testgate.store.tenancy import Organization
-from testgate.store.tokens import ApiTokenRow
 
-app = typer.Typer(help="API tokens: create, list and revoke.", no_args_is_help=True)
+app = typer.Typer(help="API tokens: create, list, revoke and rotate.", no_args_is_help=True)
+
+Output = Annotated[Format, OutputOption]
+TokenId = Annotated[str, typer.Argument(metavar="ID", help="The token's id (see token list).", show_default=False)]
 
 
 class TokenRole(StrEnum):
@@ -39,159 +32,38 @@ class TokenRole(StrEnum):
     member = "member"
 
 
-class TokenInfo(BaseModel):
-    """A token as listed: never its secret."""
-
-    id: str
-    name: str
-    role: str
-    grants: dict[str, str]
-    labels: dict[str, Any]
-    prefix: str
-    status: str
-    created_at: datetime
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-
-class TokenList(BaseModel):
-    tokens: list[TokenInfo]
-
-
-class Created(BaseModel):
-    token: TokenInfo
-    secret: str
-
-
-def _status(row: ApiTokenRow, now: datetime) -> str:
-    if row.revoked_at is not None and row.revoked_at <= now:
-        return "revoked"
-    if row.expires_at is not None and row.expires_at <= now:
-        return "expired"
-    return "active"
-
-
-def _info(row: ApiTokenRow, slugs: dict[str, str]) -> TokenInfo:
-    return TokenInfo(
-        id=row.id,
-        name=row.name,
-        role=row.role,
-        grants={slugs.get(env_id, env_id): perm for env_id, perm in row.grants.items()},
-        labels=row.labels,
-        prefix=row.prefix,
-        status=_status(row, utcnow()),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        last_used_at=row.last_used_at,
-        revoked_at=row.revoked_at,
-    )
-
-
-async def _organization(session: AsyncSession, client: Local) -> tuple[Organization, dict[str, str]]:
-    """The organization and its environments' slugs by id."""
-    org = await tenancy.organization_by_slug(session, client.call.organization)
-    return org, {e.id: e.slug for e in await tenancy.list_environments(session, org)}
-
-
-async def _audit(
-    session: AsyncSession, client: Local, action: str, row: ApiTokenRow, arguments: dict[str, Any]
-) -> None:
-    principal = client.call.principal
-    event = recorder.Event(
-        organization_id=row.organization_id,
-        action=action,
-        outcome="allowed",
-        transport="cli",
-        actor_type=principal.kind,
-        actor_id=principal.id,
-        actor_name=principal.name,
-        resources=[{"type": "api_token", "id": row.id, "name": row.name}],
-        request_id=client.call.request_id,
-        user_agent=client.call.user_agent,
-        arguments=arguments,
-    )
-    await recorder.record(session, event)
-
-
-def _grants(values: list[str] | None) -> dict[str, Permission]:
-    """``["dev:run", "prod:read"]`` -> environment slug -> permission."""
-    result: dict[str, Permission] = {}
+def env_grants(values: list[str] | None, option: str, *, allow_none: bool = False) -> dict[str, str]:
+    """``["dev:run", "prod:read"]`` -> environment slug -> permission; a usage error names the bad one."""
+    result: dict[str, str] = {}
     for item in values or []:
         slug, sep, perm = item.partition(":")
         try:
             if not sep or not slug:
                 raise ValueError("expected ENV:PERMISSION, e.g. dev:run")
-            result[slug] = Permission.parse(perm)
+            none = allow_none and perm.strip().lower() == "none"
+            result[slug] = "none" if none else Permission.parse(perm).label
         except ValueError as exc:
-            raise typer.BadParameter(f"{item!r}: {exc}", param_hint="--env") from None
+            raise typer.BadParameter(f"{item!r}: {exc}", param_hint=option) from None
     return result
-
-
-async def create_token(
-    target: Target,
-    *,
-    name: str,
-    role: Role,
-    grants: dict[str, Permission],
-    expires_at: datetime | None,
-    labels: dict[str, str],
-) -> Created:
-    """Issue a token in the local owner's name (``created_by`` None: bounded only by its own grants)."""
-    async with connect(target) as client, client.platform.db.session() as session:
-        org, slugs = await _organization(session, client)
-        by_slug = {slug: env_id for env_id, slug in slugs.items()}
-        missing = sorted(set(grants) - set(by_slug))
-        if missing:
-            raise NotFound(f"environment(s) {', '.join(missing)} not found in organization {org.slug!r}")
-        issued = await tokens.issue(
-            session,
-            organization_id=org.id,
-            name=name,
-            role=role,
-            grants={by_slug[s]: p for s, p in grants.items()},
-            created_by=None,
-            expires_at=expires_at,
-            labels=labels,
-        )
-        info = _info(issued.row, slugs)
-        await _audit(
-            session,
-            client,
-            "token.create",
-            issued.row,
-            info.model_dump(mode="json", include={"name", "role", "grants", "expires_at", "labels"}),
-        )
-        return Created(token=info, secret=issued.secret)
-
-
-async def list_tokens(target: Target) -> TokenList:
-    """Every token of the organization, revoked and expired ones included."""
-    async with connect(target) as client, client.platform.db.session() as session:
-        org, slugs = await _organization(session, client)
-        rows = await session.scalars(
-            select(ApiTokenRow).where(ApiTokenRow.organization_id == org.id).order_by(ApiTokenRow.created_at)
-        )
-        return TokenList(tokens=[_info(row, slugs) for row in rows])
-
-
-async def revoke_token(target: Target, token_id: str) -> TokenInfo:
-    """Revoke a token now (revoking it again changes nothing)."""
-    async with connect(target) as client, client.platform.db.session() as session:
-        org, slugs = await _organization(session, client)
-        row = await session.get(ApiTokenRow, token_id)
-        if row is None or row.organization_id != org.id:
-            raise NotFound(f"no token {token_id!r} in organization {org.slug!r}")
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-            await _audit(session, client, "token.revoke", row, {"id": row.id})
-        return _info(row, slugs)
 
 
 def _grants_text(info: TokenInfo) -> str:
     if info.role == "admin":
         return "every environment"
     return ", ".join(f"{env}:{perm}" for env, perm in info.grants.items())
+
+
+def _show_secret(result: TokenSecret, verb: str, fmt: Format) -> None:
+    if fmt is Format.json:
+        return output.emit_json(result)
+    info = result.token
+    output.note(f"{verb} token [bold]{escape(info.name)}[/] ({info.id}, {info.role}: {escape(_grants_text(info))})")
+    for warning in result.warnings:
+        output.warn(warning)
+    if info.expires_at is not None:
+        output.note(f"expires {info.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+    output.note("[bold]Copy the secret now: it is shown only once and cannot be shown again.[/]")
+    output.echo(result.secret)
 
 
 @app.command()
@@ -207,48 +79,32 @@ def create(
     label: Annotated[list[str] | None, typer.Option("--label", help="A label: key=value.")] = None,
     data_dir: DataDir = None,
     org: Org = None,
-    fmt: Annotated[Format, OutputOption] = Format.table,
+    fmt: Output = Format.table,
 ) -> None:
     """Create an API token and print its secret (once)."""
-    try:
-        expires_at = parse_expiry(expires, utcnow()) if expires else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--expires") from None
-    grants = _grants(env)
+    if expires is not None:
+        try:
+            tokens.parse_expiry(expires, utcnow())
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--expires") from None
+    grants = env_grants(env, "--env")
     if role is TokenRole.admin and grants:
         raise typer.BadParameter(
             "an admin token holds every environment; drop --env or use --role member", param_hint="--env"
         )
-    created = run(
-        create_token(
-            Target(data_dir, org),
-            name=name,
-            role=Role(role.value),
-            grants=grants,
-            expires_at=expires_at,
-            labels=pairs(label, "--label"),
-        )
-    )
-    if fmt is Format.json:
-        return output.emit_json(created)
-    info = created.token
-    output.note(f"created token [bold]{escape(info.name)}[/] ({info.id}, {info.role}: {escape(_grants_text(info))})")
-    if info.expires_at is None:
-        output.warn("this token never expires; prefer --expires (e.g. P30D) and rotate it")
-    else:
-        output.note(f"expires {info.expires_at:%Y-%m-%d %H:%M:%S} UTC")
-    output.note("[bold]Copy the secret now: it is shown only once and cannot be shown again.[/]")
-    output.echo(created.secret)
+    args = {"name": name, "role": role.value, "environments": grants, "labels": pairs(label, "--label")}
+    created = call(Target(data_dir, org), "token.create", args | ({"expires": expires} if expires else {}), TokenSecret)
+    _show_secret(created, "created", fmt)
 
 
 @app.command("list")
-def list_(data_dir: DataDir = None, org: Org = None, fmt: Annotated[Format, OutputOption] = Format.table) -> None:
+def list_(data_dir: DataDir = None, org: Org = None, fmt: Output = Format.table) -> None:
     """List the organization's tokens (never their secrets)."""
-    found = run(list_tokens(Target(data_dir, org)))
+    found = call(Target(data_dir, org), "token.list", {}, TokenList)
     if fmt is Format.json:
         return output.emit_json(found)
     output.table(
-        ["id", "name", "role", "grants", "prefix", "status", "expires", "last used"],
+        ["id", "name", "role", "grants", "prefix", "status", "expires", "last used", "from", "creator"],
         [
             (
                 t.id,
@@ -259,6 +115,8 @@ def list_(data_dir: DataDir = None, org: Org = None, fmt: Annotated[Format, Outp
                 output.status(t.status),
                 t.expires_at,
                 t.last_used_at,
+                t.last_used_from,
+                t.creator,
             )
             for t in found.tokens
         ],
@@ -266,11 +124,27 @@ def list_(data_dir: DataDir = None, org: Org = None, fmt: Annotated[Format, Outp
 
 
 @app.command()
-def revoke(
-    token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id (see token list).", show_default=False)],
+def revoke(token_id: TokenId, yes: Yes = False, data_dir: DataDir = None, org: Org = None) -> None:
+    """Revoke a token: it stops working at once (asks first; --yes to confirm in scripts)."""
+    info = call(Target(data_dir, org), "token.revoke", {"id": token_id}, TokenInfo, yes=yes)
+    output.note(f"token [bold]{escape(info.name)}[/] ({info.id}) is {info.status}")
+
+
+@app.command()
+def rotate(
+    token_id: TokenId,
+    grace: Annotated[
+        str | None, typer.Option("--grace", help="How long the old secret keeps working: PT1H, P1D (at most P7D).")
+    ] = None,
     data_dir: DataDir = None,
     org: Org = None,
+    fmt: Output = Format.table,
 ) -> None:
-    """Revoke a token: it stops working at once."""
-    info = run(revoke_token(Target(data_dir, org), token_id))
-    output.note(f"token [bold]{escape(info.name)}[/] ({info.id}) is {info.status}")
+    """Give a token a new secret and print it (once); the old one stops now, or after --grace."""
+    if grace is not None:
+        try:
+            tokens.parse_grace(grace)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--grace") from None
+    args = {"id": token_id} | ({"grace": grace} if grace else {})
+    _show_secret(call(Target(data_dir, org), "token.rotate", args, TokenSecret), "rotated", fmt)

@@ -61,6 +61,8 @@ MODULES = (
     "testgate.operations.results",
     "testgate.operations.testcases",
     "testgate.operations.audit",
+    "testgate.operations.access",
+    "testgate.operations.members",
 )
 
 

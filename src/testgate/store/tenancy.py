@@ -39,6 +39,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A pending invitation: the SHA-256 of the one-time link's secret, until it is redeemed or expires.
+    invite_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    invite_expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Membership(Base):
