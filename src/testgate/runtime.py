@@ -13,8 +13,11 @@ import structlog
 from testgate.config import Settings
 from testgate.platform import tenancy
 from testgate.platform.context import Platform
+from testgate.platform.events import Events
+from testgate.platform.notify import shared_events
 from testgate.platform.tenancy import Bootstrap
 from testgate.store.db import Database, create_engine
+from testgate.runner.base import Executor
 from testgate.store.migrate import upgrade
 
 log = structlog.get_logger("testgate.runtime")
@@ -25,19 +28,34 @@ async def open_platform(settings: Settings, *, executor: bool = True) -> AsyncIt
     """A migrated, bootstrapped platform with its executor started; everything closed on exit."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(create_engine(settings.effective_database_url, echo=settings.database_echo))
-    platform = Platform(settings=settings, db=db)
+    # Cross-process notifications (PostgreSQL LISTEN/NOTIFY or Redis) when the store is shared.
+    shared = shared_events(settings)
+    platform = Platform(settings=settings, db=db, events=shared or Events())
     try:
         await upgrade(db.engine)
+        if shared is not None:
+            await shared.start()
         if executor:
-            from testgate.runner.local import LocalExecutor
-
-            platform.executor = LocalExecutor(platform)
+            platform.executor = _executor(platform)
             await platform.executor.start()
         yield platform
     finally:
         if platform.executor is not None:
             await platform.executor.close()
+        if shared is not None:
+            await shared.close()
         await db.dispose()
+
+
+def _executor(platform: Platform) -> Executor:
+    """The executor the settings choose: the local runner, or Celery workers."""
+    if platform.settings.runner.executor == "celery":
+        from testgate.runner.distributed import CeleryExecutor
+
+        return CeleryExecutor(platform)
+    from testgate.runner.local import LocalExecutor
+
+    return LocalExecutor(platform)
 
 
 async def bootstrap_default(platform: Platform, *, issue_setup_token: bool = False) -> Bootstrap:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from testgate import __version__, logconfig
-from testgate.cli import db, execution, member, results, serve, token, workflow
+from testgate.cli import db, execution, member, results, serve, token, worker, workflow
 
 app = typer.Typer(
     name="testgate",
@@ -41,6 +41,7 @@ def root(
 
 
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.add_typer(workflow.app, name="workflow")
 app.add_typer(execution.app, name="execution")
 app.add_typer(results.app, name="results")

@@ -13,6 +13,7 @@ from testgate.operations.context import OpContext
 from testgate.operations.models import ExecutionDetail, ExecutionSummary, StepInfo
 from testgate.operations.registry import operation
 from testgate.platform import executions, links, logs
+from testgate.runner import state
 from testgate.store.executions import ExecutionRow
 
 ExecutionRef = Field(
@@ -235,14 +236,16 @@ async def abort_execution(ctx: OpContext, args: ExecutionIn) -> AbortOut:
     executor = ctx.platform.executor
     stopped = await executor.abort(row.id) if executor is not None else False
     if not stopped:
-        async with ctx.platform.db.session() as session:
-            stopped = await executions.mark_aborted(session, row.id, reason)
-        if stopped:
-            await ctx.platform.events.notify(row.id)
+        # Not held by this process: abort it in the store if queued, else flag it for the process
+        # (a worker, or another CLI) whose heartbeat will see the request and kill the steps.
+        stopped = await state.abort_by_request(ctx.platform, row.id, reason)
     (row,) = await _load(ctx, [row.id])
     if not stopped and row.status not in executions.TERMINAL:
-        raise Conflict(f"execution {row.workflow_name}#{row.number} runs in another process that could not be reached")
-    return AbortOut(id=row.id, status=row.status, message=f"{row.workflow_name}#{row.number} is {row.status}")
+        raise Conflict(f"execution {row.workflow_name}#{row.number} could not be aborted")
+    message = f"{row.workflow_name}#{row.number} is {row.status}"
+    if row.status not in executions.TERMINAL:
+        message = f"abort requested: {row.workflow_name}#{row.number} stops at its runner's next heartbeat"
+    return AbortOut(id=row.id, status=row.status, message=message)
 
 
 class TagsIn(_In):

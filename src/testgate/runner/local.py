@@ -2,7 +2,7 @@
 
 Submitted executions are claimed in the store (``runner_id``) and wait in memory for one of
 ``settings.runner.concurrency`` slots; a heartbeat vouches for every execution held here, so another
-process reconciling the same database leaves them alone.
+process reconciling the same database leaves them alone, and picks up aborts other processes requested.
 """
 
 from __future__ import annotations
@@ -119,7 +119,13 @@ class LocalExecutor:
             if not self._jobs:
                 continue
             try:
-                await state.heartbeat(self.platform, list(self._jobs))
+                aborts = await state.heartbeat(self.platform, list(self._jobs))
             except SQLAlchemyError:
                 # A busy or briefly unreachable store: the next beat tries again.
                 log.warning("runner heartbeat failed", runner_id=self.runner_id, exc_info=True)
+                continue
+            for execution_id in aborts:
+                # Asked through the store by another process (a server, while this CLI runs it).
+                job = self._jobs.get(execution_id)
+                if job is not None and job.started:
+                    job.request_abort(ABORTED)

@@ -3,7 +3,8 @@
 A runner id is ``host:pid:nonce``. An execution is orphaned when its runner ran on this host and its
 process no longer exists, when its heartbeat is older than three heartbeat intervals, or when it is
 queued with no runner at all (the sensitive values it needs lived only in a process's memory).
-Executions held by another live process (another CLI on the same database) are left alone.
+Executions held by another live process (another CLI on the same database) are left alone, and so are
+executions sent to a broker queue: they wait there, and ``runner.reaper`` settles them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import structlog
 from sqlalchemy import ColumnElement, select, update
@@ -29,9 +31,15 @@ STALE_HEARTBEATS = 3
 OPEN = ("queued", "running")
 
 
-def new_runner_id() -> str:
-    """Names this process: its host, its pid, and a nonce telling executors in one process apart."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+def new_runner_id(tag: str = "") -> str:
+    """Names this process: its host, its pid, and a nonce telling executors in one process apart.
+
+    ``tag`` (a worker's name) prefixes the nonce, so people can tell which worker ran an execution.
+    """
+    nonce = secrets.token_hex(4)
+    if tag:
+        nonce = f"{tag.replace(':', '_')[:80]}.{nonce}"
+    return f"{socket.gethostname()}:{os.getpid()}:{nonce}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A zombie has exited; it only waits to be reaped (an init that never reaps keeps it forever)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return False  # no /proc here, or it was reaped while we looked
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,9 @@ async def _candidates(platform: Platform) -> list[Candidate]:
         ExecutionRow.created_at,
     )
     # Only executions a runner runs: an uploaded one ("upload") stays running until its CI finishes it.
-    query = select(*columns).where(ExecutionRow.status.in_(OPEN), ExecutionRow.source == "run")
+    query = select(*columns).where(
+        ExecutionRow.status.in_(OPEN), ExecutionRow.source == "run", ExecutionRow.queue.is_(None)
+    )
     async with platform.db.session() as session:
         rows = (await session.execute(query)).all()
     return [Candidate(r.id, r.status, r.runner_id, r.heartbeat_at or r.started_at or r.created_at) for r in rows]
@@ -96,9 +115,8 @@ def _reason(status: str) -> str:
     return "the server stopped while this execution was running (reconciled at start)"
 
 
-async def _fail(platform: Platform, candidate: Candidate) -> bool:
-    """Fail one orphan, unless someone changed it since it was read; its reason is also logged."""
-    reason = _reason(candidate.status)
+async def fail(platform: Platform, candidate: Candidate, reason: str, *, status: str = "failed") -> bool:
+    """End one orphan with ``status``, unless someone changed it since it was read; the reason is logged."""
     now = utcnow()
     async with platform.db.session() as session:
         # Status and log line in one transaction, so a follower that sees the final status sees the line.
@@ -110,7 +128,7 @@ async def _fail(platform: Platform, candidate: Candidate) -> bool:
                 _same_runner(candidate.runner_id),
             )
             .values(
-                status="failed",
+                status=status,
                 reason=reason,
                 finished_at=now,
                 log_lines=ExecutionRow.log_lines + 1,
@@ -121,7 +139,7 @@ async def _fail(platform: Platform, candidate: Candidate) -> bool:
         if seq is None:
             return False
         session.add(LogLineRow(execution_id=candidate.id, seq=seq, step=SYSTEM_STEP, ts=now, text=reason))
-    await state.close_steps(platform, candidate.id, running="failed", reason=reason)
+    await state.close_steps(platform, candidate.id, running=status, reason=reason)
     await workspace.remove(workspace.workspace_path(platform.settings.workspaces_dir, candidate.id))
     return True
 
@@ -139,7 +157,7 @@ async def reconcile(platform: Platform) -> list[str]:
     host = socket.gethostname()
     failed: list[str] = []
     for candidate in await _candidates(platform):
-        if candidate.orphaned(host, stale_before) and await _fail(platform, candidate):
+        if candidate.orphaned(host, stale_before) and await fail(platform, candidate, _reason(candidate.status)):
             failed.append(candidate.id)
     if failed:
         log.warning("reconciled orphaned executions", count=len(failed), execution_ids=failed)

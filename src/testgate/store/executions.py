@@ -38,6 +38,12 @@ class ExecutionRow(Base):
     duration_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     runner_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Set by an abort request from any process; the runner holding the execution polls it with its heartbeat.
+    abort_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Times a runner started it (a requeue after a lost worker runs it again); bounds requeues.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The broker queue it was sent to: it waits there, not in a process's memory (see runner.reaper).
+    queue: Mapped[str | None] = mapped_column(String(255), default=None)
     log_lines: Mapped[int] = mapped_column(Integer, default=0)
     log_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     log_truncated: Mapped[bool] = mapped_column(default=False)
