@@ -9,8 +9,10 @@ from typing import cast
 import structlog
 from fastapi import FastAPI
 
-from testgate import __version__
+from testgate import __version__, periodic
+from testgate.audit import retention
 from testgate.config import Settings
+from testgate.oauth import housekeeping
 from testgate.platform.context import Platform
 from testgate.runtime import bootstrap_default, open_platform, setup_link
 
@@ -20,8 +22,11 @@ log = structlog.get_logger("testgate.app")
 def create_app(settings: Settings, *, platform: Platform | None = None) -> FastAPI:
     """Build the application. With ``platform`` given (tests), its lifecycle is the caller's."""
     from testgate.api import routes as api_routes
-    from testgate.oauth import routes as oauth_routes
+    from testgate.http.stack import FrontDoor
+    from testgate.http.statekeys import state_keys
     from testgate.mcp.hosted import MOUNT, HostedMCP
+    from testgate.oauth import routes as oauth_routes
+    from testgate.web import routes as web_routes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -32,7 +37,12 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
             link = setup_link(settings, boot)
             if link:
                 log.warning("no owner yet: open this one-time link to create the first owner", link=link)
+            await stack.enter_async_context(front.lifespan())
             await stack.enter_async_context(mcp.lifespan())
+            await stack.enter_async_context(retention.running(live))
+            await stack.enter_async_context(
+                periodic.running("oauth housekeeping", lambda: housekeeping.purge_now(live.db, settings.oauth), 3600)
+            )
             yield
 
     app = FastAPI(
@@ -49,6 +59,10 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         app.state.platform = platform
     api_routes.install(app)
     oauth_routes.install(app)
-    mcp = HostedMCP(settings, lambda: cast(Platform, app.state.platform))
+    web_routes.install(app)
+    mcp = HostedMCP(settings, lambda: cast(Platform, app.state.platform), state_keys=state_keys(settings))
     app.mount(MOUNT, mcp)
+    # The front door (middleware, probes, metrics) goes on last: it wraps everything mounted above.
+    front = FrontDoor(settings, lambda: cast(Platform | None, getattr(app.state, "platform", None)))
+    front.install(app)
     return app

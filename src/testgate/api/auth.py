@@ -9,6 +9,7 @@ from testgate.access.principal import Principal
 from testgate.access.verifier import verify_bearer
 from testgate.api.context import client_address, platform_of
 from testgate.errors import Unauthenticated
+from testgate.oauth.metadata import rest_resource_url
 
 # Documents the scheme in OpenAPI; the check itself is ``principal_from_request``.
 bearer_scheme = HTTPBearer(
@@ -38,4 +39,11 @@ async def principal_from_request(request: Request) -> Principal:
     The token itself is checked by ``access.verifier.verify_bearer``, shared with the MCP endpoint, which
     records the token's last use (time and this peer's address).
     """
-    return await verify_bearer(platform_of(request), bearer_token(request), source=client_address(request))
+    org, env = request.path_params.get("org"), request.path_params.get("env")
+    # RFC 8707: an OAuth access token is accepted only by the environment it was issued for.
+    resource = rest_resource_url(request.app.state.settings, org, env) if org and env else None
+    principal = await verify_bearer(
+        platform_of(request), bearer_token(request), source=client_address(request), resource=resource
+    )
+    request.state.principal = principal
+    return principal

@@ -46,6 +46,8 @@ from testgate.errors import (
     TestgateError,
     Unauthenticated,
 )
+from testgate.oauth.metadata import insufficient_scope, www_authenticate
+from testgate.oauth.scopes import scope_for_denial
 
 log = structlog.get_logger("testgate.api")
 
@@ -129,8 +131,18 @@ def _kind(exc: TestgateError) -> tuple[int, str, str]:
 
 
 def _challenge(request: Request, exc: Unauthenticated) -> str:
-    """RFC 6750 §3: no error code when no credentials were sent; invalid_token when they were bad."""
-    if "authorization" not in request.headers:
+    """RFC 6750 §3: no error code when no credentials were sent; invalid_token when they were bad.
+
+    On an environment's routes the challenge also names its RFC 9728 metadata, so OAuth clients can
+    discover the authorization server from a 401.
+    """
+    sent = "authorization" in request.headers
+    org, env = request.path_params.get("org"), request.path_params.get("env")
+    if org and env:
+        settings = request.app.state.settings
+        error = "invalid_token" if sent else None
+        return www_authenticate(settings, org, env, error=error, description=exc.message if sent else None, kind="rest")
+    if not sent:
         return f'Bearer realm="{REALM}"'
     description = "".join(c for c in exc.message if c.isprintable() and c not in '"\\')
     return f'Bearer realm="{REALM}", error="invalid_token", error_description="{description}"'
@@ -141,8 +153,20 @@ async def on_domain_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, TestgateError)
     status, slug, title = _kind(exc)
     headers = {"WWW-Authenticate": _challenge(request, exc)} if isinstance(exc, Unauthenticated) else None
+    if isinstance(exc, PermissionDenied):
+        headers = _step_up(request, exc)
     errors = [{"path": e.path, "message": e.message} for e in exc.errors] if isinstance(exc, InvalidInput) else None
     return problem(request, status, slug, title, exc.message, headers=headers, errors=errors, **exc.details)
+
+
+def _step_up(request: Request, exc: PermissionDenied) -> dict[str, str] | None:
+    """RFC 6750 §3.1 ``insufficient_scope``: the denial came from an OAuth token's scope, not the user's role."""
+    principal = getattr(request.state, "principal", None)
+    org, env = request.path_params.get("org"), request.path_params.get("env")
+    scope = scope_for_denial(principal, exc.details) if principal is not None else None
+    if not (scope and org and env):
+        return None
+    return {"WWW-Authenticate": insufficient_scope(request.app.state.settings, org, env, scope, kind="rest")}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

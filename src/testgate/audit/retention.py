@@ -8,18 +8,17 @@ repeat that seq and hash, so verification can start from the checkpoint and trus
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import anyio
 import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from testgate import periodic
 from testgate.audit import recorder, sink
 from testgate.audit.verify import PURGE_ACTION, latest_checkpoint, verify
 from testgate.errors import Conflict, TestgateError
@@ -200,21 +199,9 @@ async def purge_all(platform: Platform, *, now: datetime | None = None) -> list[
 
 async def retention_loop(platform: Platform, interval_seconds: float = DEFAULT_INTERVAL) -> None:
     """Purge expired events now and then every ``interval_seconds``, until cancelled."""
-    while True:
-        try:
-            await purge_all(platform)
-        except (SQLAlchemyError, OSError):
-            # The database may be briefly unreachable; the server keeps serving and the next pass retries.
-            log.exception("audit retention pass failed")
-        await anyio.sleep(interval_seconds)
+    await periodic.repeat("audit retention", lambda: purge_all(platform), interval_seconds)
 
 
-@asynccontextmanager
-async def running(platform: Platform, interval_seconds: float = DEFAULT_INTERVAL) -> AsyncIterator[None]:
+def running(platform: Platform, interval_seconds: float = DEFAULT_INTERVAL) -> AbstractAsyncContextManager[None]:
     """Run ``retention_loop`` in the background while the context is open (the server's lifespan)."""
-    async with anyio.create_task_group() as group:
-        group.start_soon(retention_loop, platform, interval_seconds)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+    return periodic.running("audit retention", lambda: purge_all(platform), interval_seconds)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import structlog
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -27,6 +27,7 @@ from testgate.config import Settings
 from testgate.errors import NotFound, Unauthenticated
 from testgate.mcp.caller import MAX_USER_AGENT, SCOPE_KEY, Caller
 from testgate.mcp.tools import PlatformRef
+from testgate.oauth.metadata import resource_url, www_authenticate
 from testgate.operations.context import Transport
 from testgate.platform import tenancy
 
@@ -53,30 +54,15 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(allowed_hosts=sorted(hosts), allowed_origins=sorted(origins))
 
 
-def resource_url(settings: Settings, org: str, env: str) -> str:
-    """The environment's MCP URL: the protected resource (and token audience) of RFC 9728."""
-    return f"{settings.base_url}/organizations/{quote(org, safe='')}/environments/{quote(env, safe='')}/mcp"
-
-
-def metadata_url(settings: Settings, org: str, env: str) -> str:
-    """RFC 9728 §3.1: the well-known URI is inserted between the host and the resource's path."""
-    resource = urlsplit(resource_url(settings, org, env))
-    return f"{resource.scheme}://{resource.netloc}/.well-known/oauth-protected-resource{resource.path}"
-
-
 def unauthorized(settings: Settings, org: str, env: str, error: str | None) -> Response:
-    """401 with a ``WWW-Authenticate`` challenge naming the protected-resource metadata (MCP authorization)."""
-    parts = ['realm="testgate"']
-    if error is not None:
-        # RFC 6750 §3.1: no error code when the request carried no credentials at all.
-        parts.append('error="invalid_token"')
-        parts.append('error_description="{}"'.format(error.replace('"', "'")))
-    parts.append(f'resource_metadata="{metadata_url(settings, org, env)}"')
+    """401 with a challenge naming the protected-resource metadata and the scope (MCP authorization)."""
+    # RFC 6750 §3.1: no error code when the request carried no credentials at all.
+    challenge = www_authenticate(settings, org, env, error="invalid_token" if error else None, description=error)
     body = {
         "error": "invalid_token" if error else "unauthorized",
         "error_description": error or "a bearer token is required",
     }
-    headers = {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
+    headers = {"WWW-Authenticate": challenge}
     return Response(json.dumps(body), status_code=401, media_type="application/json", headers=headers)
 
 
@@ -155,7 +141,9 @@ class Guard:
         if token is None:
             return unauthorized(self.settings, org, env, None)
         try:
-            principal = await verify_bearer(self.platform(), token, source=source)
+            principal = await verify_bearer(
+                self.platform(), token, source=source, resource=resource_url(self.settings, org, env)
+            )
         except Unauthenticated as exc:
             log.info("mcp authentication failed", reason=str(exc), source=source, path=request.url.path)
             return unauthorized(self.settings, org, env, str(exc))

@@ -1,0 +1,1 @@
+"""The authorization server: metadata, DCR + CIMD, authorize + consent, token, revoke, JWKS."""
