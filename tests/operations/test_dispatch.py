@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Mapping
 from typing import Any
@@ -259,3 +260,19 @@ async def test_queued_executions_are_aborted_in_the_store_when_no_executor_runs_
         row = await session.get(ExecutionRow, run.model_dump()["id"])
         assert row is not None
         assert row.status == "aborted"
+
+
+async def test_concurrent_calls_all_succeed_and_keep_the_chain_dense(backend_platform: Platform) -> None:
+    # SQLite needs BEGIN IMMEDIATE and PostgreSQL the organization row lock for this to hold.
+    async with backend_platform.db.session() as session:
+        org = await tenancy.organization_by_slug(session, "acme")
+    from testgate.access.principal import local_owner
+
+    call = Call(local_owner(org.id), "acme", "dev")
+    results = await asyncio.gather(
+        *(dispatch(backend_platform, call, "workflow.list", {}) for _ in range(40)), return_exceptions=True
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    events = await _events(backend_platform)
+    assert [e.seq for e in events] == list(range(1, 41))
+    assert all(after.prev_hash == before.hash for before, after in itertools.pairwise(events))

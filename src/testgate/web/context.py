@@ -1,0 +1,180 @@
+"""What every console handler gets: the signed-in person in the URL's organization and environment.
+
+``Console.run`` is the only way a page reads or changes anything: it dispatches with transport ``web``,
+so the page is authorized and audited like any other entry point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar, cast
+
+from fastapi import Path, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from testgate.access.principal import Permission, Principal
+from testgate.errors import NotFound, PermissionDenied, Unauthenticated
+from testgate.http.request_id import request_id_of
+from testgate.oauth.browser import BrowserSession
+from testgate.operations.context import Call, Confirmer, ConfirmOutcome
+from testgate.operations.dispatch import dispatch
+from testgate.platform import links
+from testgate.platform.context import Platform
+from testgate.store.tenancy import User
+from testgate.web import pages, session
+from testgate.web.principal import EnvironmentChoice, Identity, console_identity
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_USER_AGENT = 400
+MAX_FIELDS = 200
+EXPIRED = "This form has expired or did not come from this console. Go back, reload the page and try again."
+
+Org = Annotated[str, Path(max_length=63)]
+Env = Annotated[str, Path(max_length=63)]
+
+
+class FormExpired(PermissionDenied):
+    """A form without this session's CSRF value (or a destructive one without its confirmation value)."""
+
+
+def platform_of(request: Request) -> Platform:
+    return cast(Platform, request.app.state.platform)
+
+
+async def signed_in(request: Request) -> tuple[bytes, BrowserSession, User]:
+    """The key, session and user of the browser; ``Unauthenticated`` when it is not signed in."""
+    platform = platform_of(request)
+    key = await session.mac_key(platform)
+    browser = session.current(key, request)
+    if browser is None:
+        raise Unauthenticated("sign in to use the console")
+    async with platform.db.session() as db:
+        user = await db.get(User, browser.user_id)
+    if user is None or user.disabled:
+        raise Unauthenticated("this account is no longer active")
+    return key, browser, user
+
+
+@dataclass
+class Console:
+    """One console request: who, in which organization and environment, with which CSRF value."""
+
+    request: Request
+    platform: Platform
+    key: bytes
+    browser: BrowserSession
+    identity: Identity
+    env: EnvironmentChoice
+    nonce: str
+    new_nonce: bool
+
+    @property
+    def principal(self) -> Principal:
+        return self.identity.principal
+
+    @property
+    def org(self) -> str:
+        return self.identity.organization.slug
+
+    @property
+    def csrf(self) -> str:
+        """The value every form of this sign-in carries."""
+        return self.token(session.purpose(self.browser))
+
+    def token(self, purpose: str) -> str:
+        return session.CONSOLE.token(self.key, self.nonce, purpose)
+
+    def confirmation(self, action: str, subject: str) -> str:
+        """The value only the confirmation page of ``action`` on ``subject`` hands out."""
+        return self.token(session.confirmation_purpose(self.browser, action, subject))
+
+    def can(self, permission: Permission) -> bool:
+        """Whether to show a control needing ``permission`` (the server checks again when it is used)."""
+        return self.env.permission >= permission
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal.is_org_admin
+
+    def url(self, kind: links.LinkKind, ref: str | None = None, env: str | None = None) -> str:
+        """A path into the console: exactly the links ``build_dashboard_url`` hands out."""
+        return links.console_url("", self.org, env or self.env.slug, kind, ref)
+
+    @property
+    def base(self) -> str:
+        return self.url("workflows").removesuffix("/workflows")
+
+    def call(self, *, scope: str = "environment", confirm: Confirmer | None = None) -> Call:
+        agent = self.request.headers.get("user-agent")
+        return Call(
+            principal=self.principal,
+            organization=self.org,
+            environment=self.env.slug if scope == "environment" else None,
+            transport="web",
+            request_id=request_id_of(self.request),
+            source_address=self.request.client.host if self.request.client else None,
+            user_agent=agent[:MAX_USER_AGENT] if agent else None,
+            confirm=confirm,
+        )
+
+    async def run(
+        self,
+        model: type[M],
+        name: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        scope: str = "environment",
+        confirm: Confirmer | None = None,
+    ) -> M:
+        """Dispatch operation ``name`` as this person over the web transport."""
+        output = await dispatch(self.platform, self.call(scope=scope, confirm=confirm), name, args or {})
+        if not isinstance(output, model):
+            raise TypeError(f"{name} returned {type(output).__name__}, not {model.__name__}")
+        return output
+
+    async def form(self) -> dict[str, str]:
+        """The posted fields, once the CSRF value is checked (``FormExpired`` otherwise)."""
+        fields = await read_form(self.request)
+        if not session.CONSOLE.ok(self.key, self.request, session.purpose(self.browser), fields.get("csrf", "")):
+            raise FormExpired(EXPIRED)
+        return fields
+
+    def confirmer(self, fields: Mapping[str, str], action: str, subject: str) -> Confirmer | None:
+        """``accepted`` when the form came from the confirmation page; else none, and dispatch refuses."""
+        purpose = session.confirmation_purpose(self.browser, action, subject)
+        if not session.CONSOLE.ok(self.key, self.request, purpose, fields.get("confirm", "")):
+            return None
+
+        async def confirmed(message: str) -> ConfirmOutcome:
+            return "accepted"  # the person read the question on the confirmation page and pressed its button
+
+        return confirmed
+
+    def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """A page of this console (navigation, environment switcher, CSRF value)."""
+        response = pages.render(template, status, c=self, **context)
+        if self.new_nonce:
+            session.CONSOLE.remember(response, self.request, self.nonce)
+        return response
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The text fields of a url-encoded form (bounded; files refused)."""
+    async with request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=64 * 1024) as form:
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def console_of(request: Request, org: Org, env: Env) -> Console:
+    """The console of a signed-in person in ``org``/``env``; ``NotFound`` for what they cannot see."""
+    key, browser, user = await signed_in(request)
+    platform = platform_of(request)
+    async with platform.db.session() as db:
+        identity = await console_identity(db, user, org)
+    choice = identity.environment(env)
+    if choice is None:
+        raise NotFound(f"environment {env!r} not found in organization {org!r}")
+    nonce, new = session.CONSOLE.nonce(request)
+    return Console(request, platform, key, browser, identity, choice, nonce, new)

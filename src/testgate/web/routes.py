@@ -1,0 +1,32 @@
+"""``install(app)``: the web console, server-rendered, under ``/ui`` (the paths ``build_dashboard_url`` hands out).
+
+    GET  /login, POST /login                           sign in (password; SSO button when configured)
+    POST /ui/logout                                    sign out
+    GET  /ui, /ui/{org}/{env}                          to the first visible environment's workflows
+    GET  /ui/{org}/{env}/workflows[/{name}]            POST .../workflows/{name}/run
+    GET  /ui/{org}/{env}/executions[/{id}]             POST .../executions/{id}/abort
+    GET  /ui/{org}/{env}/executions/{id}/logs/stream   live log lines (Server-Sent Events)
+    GET  /ui/{org}/{env}/executions/{id}/artifacts/{path}[?download=1]
+    GET  /ui/{org}/{env}/test-cases[/new|/{id}[/edit|/delete]]   and their posts
+    GET  /ui/{org}/{env}/tokens, POST .../tokens[/{id}/rotate|/{id}/revoke]
+    GET  /ui/{org}/{env}/audit[/export]
+    GET  /ui/_static/*                                 the stylesheet and the script
+
+Every page reads and writes through ``dispatch`` with transport ``web``: authorized and audited like the
+REST API and the MCP tools. Sessions, CSRF and confirmation values are described in ``web.session``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from testgate.web import artifacts, audit, auth, executions, stream, testcases, tokens, workflows
+from testgate.web.pages import STATIC
+
+
+def install(app: FastAPI) -> None:
+    """Mount the console on ``app``: its static files first, so no page route shadows them."""
+    app.mount(STATIC, StaticFiles(packages=[("testgate", "web/static")]), name="console-static")
+    for module in (auth, workflows, executions, stream, artifacts, testcases, tokens, audit):
+        app.include_router(module.router)

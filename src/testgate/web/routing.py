@@ -1,0 +1,84 @@
+"""The console's route class: the one place where console errors become pages, and headers are added.
+
+Unauthenticated        303 to /login?next=<this page> (401 for a stream or a post)
+PermissionDenied       403 page          (dispatch audited the refusal)
+NotFound               404 page
+InvalidInput           422 page naming each field
+Conflict, Confirmation 409 page
+LimitExceeded          413 page
+RunnerError, Audit…    503 page
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
+
+from testgate.errors import (
+    AuditFailure,
+    ConfirmationRefused,
+    ConfirmationRequired,
+    Conflict,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+    RunnerError,
+    TestgateError,
+    Unauthenticated,
+)
+from testgate.web import pages
+
+_KINDS: list[tuple[type[TestgateError], int, str]] = [
+    (PermissionDenied, 403, "Not allowed"),
+    (NotFound, 404, "Not found"),
+    (InvalidInput, 422, "Check what you entered"),
+    (ConfirmationRequired, 409, "Not confirmed"),
+    (ConfirmationRefused, 409, "Not confirmed"),
+    (Conflict, 409, "Conflict"),
+    (LimitExceeded, 413, "Too large"),
+    (RunnerError, 503, "Runner unavailable"),
+    (AuditFailure, 503, "Audit unavailable"),
+]
+
+
+def error_response(exc: TestgateError) -> Response:
+    """The page telling the person why their request was refused or failed."""
+    status, title = next(((s, t) for kind, s, t in _KINDS if isinstance(exc, kind)), (400, "Request failed"))
+    details = [str(e) for e in exc.errors] if isinstance(exc, InvalidInput) else []
+    return pages.error_page(status, title, pages.sentence(exc.message), details=details)
+
+
+def sign_in(request: Request) -> Response:
+    """Send a browser that is not signed in to the sign-in page, to come back here afterwards."""
+    if request.method != "GET" or "text/event-stream" in request.headers.get("accept", ""):
+        return pages.error_page(401, "Signed out", "Your session has ended. Sign in again.")
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
+
+
+class ConsoleRoute(APIRoute):
+    """A console route: domain errors and invalid parameters become pages; every answer gets the headers."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Unauthenticated:
+                response = sign_in(request)
+            except TestgateError as exc:
+                response = error_response(exc)
+            except RequestValidationError as exc:
+                fields = [f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()]
+                response = pages.error_page(422, "Check what you entered", "Some values are not valid.", details=fields)
+            return pages.secure(response)
+
+        return guarded
