@@ -44,7 +44,7 @@ def redirect_source(uri: str) -> str | None:
 def csp(form_targets: Iterable[str] = ()) -> str:
     """The page's Content-Security-Policy."""
     sources = " ".join(["'self'", *(s for s in (redirect_source(u) for u in form_targets) if s)])
-    return f"default-src 'none'; form-action {sources}; frame-ancestors 'none'; base-uri 'none'"
+    return f"default-src 'none'; style-src 'self'; form-action {sources}; frame-ancestors 'none'; base-uri 'none'"
 
 
 def render(template: str, status: int, *, form_targets: Iterable[str] = (), **context: Any) -> HTMLResponse:
