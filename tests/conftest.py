@@ -10,6 +10,7 @@ import pytest
 
 from testgate.access.principal import Principal, local_owner
 from testgate.config import RunnerSettings, Settings
+from testgate.http.settings import HttpSettings
 from testgate.operations.context import Call
 from testgate.platform import tenancy
 from testgate.platform.context import Platform
@@ -34,6 +35,8 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         config_dir=tmp_path / "config",
         runner=RunnerSettings(heartbeat_seconds=0.5, kill_grace_seconds=1.0),
+        # In-process HTTP clients (httpx ASGITransport, Starlette's TestClient) send Host: testserver.
+        http=HttpSettings(allowed_hosts=["testserver"]),
     )
 
 

@@ -1,13 +1,24 @@
-"""Settings: read once at the edge (environment, prefix ``TESTGATE_``), validated, passed down."""
+"""Settings: read once at the edge (environment, prefix ``TESTGATE_``), validated, passed down.
+
+Every secret setting can instead be read from a file: ``TESTGATE_<NAME>_FILE=/run/secrets/x`` (nested:
+``TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET_FILE``), the convention of Docker and Kubernetes secrets. A setting
+is secret when its type is ``SecretStr`` or its field says ``json_schema_extra={"secret": True}``.
+"""
 
 from __future__ import annotations
 
 import os
+import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from testgate.http.settings import HttpSettings
+from testgate.oauth.settings import OAuthSettings
 
 
 def default_data_dir() -> Path:
@@ -39,6 +50,22 @@ class RunnerSettings(BaseModel):
     git_timeout: float = Field(default=120.0, gt=0)
 
 
+class CelerySettings(BaseModel):
+    """The Celery executor: broker, queue names, sealing of sensitive values, and lost workers."""
+
+    broker_url: SecretStr | None = Field(default=None, description="amqp://… or redis://…; required for celery")
+    queue_prefix: str = Field(default="testgate", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+    secrets_key: SecretStr | None = Field(
+        default=None, description="Fernet key(s), comma-separated, newest first; default: a key file in data_dir"
+    )
+    on_lost: Literal["fail", "requeue"] = "fail"
+    max_attempts: int = Field(default=3, ge=1, le=20, description="runs of one execution, requeues included")
+    queue_timeout: float = Field(default=0, ge=0, description="seconds queued before it fails; 0: no limit")
+    publish_timeout: float = Field(default=10.0, gt=0, description="seconds a submit may take to reach the broker")
+    notify_url: SecretStr | None = Field(default=None, description="redis://… for live notifications (pub/sub)")
+    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """Everything testgate is configured by. ``TESTGATE_RUNNER__CONCURRENCY=8`` sets a nested field."""
 
@@ -48,7 +75,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     config_dir: Path = Field(default_factory=default_config_dir)
-    database_url: str | None = None
+    # A database URL carries its password.
+    database_url: str | None = Field(default=None, json_schema_extra={"secret": True})
     database_echo: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -62,6 +90,37 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    celery: CelerySettings = Field(default_factory=CelerySettings)
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis://… shared by replicas (rate limits); unset: in-process memory"
+    )
+    mcp_state_key: SecretStr | None = Field(
+        default=None,
+        description="keys (>= 32 characters, comma-separated, newest first) sealing 2026-era MCP requestState; "
+        "share them across replicas; unset: a key file in data_dir",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, SecretFiles(settings_cls), dotenv_settings, file_secret_settings
+
+    @field_validator("mcp_state_key")
+    @classmethod
+    def _state_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(len(k.strip()) < 32 for k in value.get_secret_value().split(",")):
+            raise ValueError(
+                'each MCP state key needs >= 32 characters: python -c "import secrets; print(secrets.token_hex(32))"'
+            )
+        return value
 
     @field_validator("data_dir", "config_dir")
     @classmethod
@@ -81,7 +140,9 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
-        return f"http://{host}:{self.port}"
+        host = f"[{host}]" if ":" in host else host
+        scheme = "https" if self.http.tls_cert is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def workspaces_dir(self) -> Path:
@@ -90,3 +151,50 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir / "artifacts"
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """The ``_FILE`` variant of every secret setting, nested groups included (a value and its file: an error)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None = None) -> None:
+        super().__init__(settings_cls)
+        source = os.environ if environ is None else environ
+        self.environ = {k.upper(): v for k, v in source.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # values come from __call__, which walks nested groups
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.config.get("env_prefix", "")).upper()
+        delimiter = str(self.config.get("env_nested_delimiter") or "__")
+        return self._collect(self.settings_cls, prefix, delimiter)
+
+    def _collect(self, model: type[BaseModel], prefix: str, delimiter: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, info in model.model_fields.items():
+            variable = prefix + name.upper()
+            group = _model_of(info.annotation)
+            if group is not None:
+                nested = self._collect(group, variable + delimiter, delimiter)
+                if nested:
+                    found[name] = nested
+            elif _is_secret(info) and variable + "_FILE" in self.environ:
+                if variable in self.environ:
+                    raise ValueError(f"set {variable} or {variable}_FILE, not both")
+                found[name] = Path(self.environ[variable + "_FILE"]).read_text(encoding="utf-8").rstrip("\r\n")
+        return found
+
+
+def _is_secret(info: FieldInfo) -> bool:
+    extra = info.json_schema_extra
+    flagged = isinstance(extra, dict) and extra.get("secret") is True
+    return flagged or SecretStr in (info.annotation, *get_args(info.annotation))
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings group a field holds (``X`` or ``X | None``), if any."""
+    options = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    for option in options:
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            return option
+    return None

@@ -16,8 +16,8 @@ from testgate.platform.context import Platform
 from testgate.platform.events import Events
 from testgate.platform.notify import shared_events
 from testgate.platform.tenancy import Bootstrap
-from testgate.store.db import Database, create_engine
 from testgate.runner.base import Executor
+from testgate.store.db import Database, create_engine
 from testgate.store.migrate import upgrade
 
 log = structlog.get_logger("testgate.runtime")

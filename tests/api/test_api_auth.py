@@ -26,8 +26,12 @@ async def test_a_request_without_a_token_is_refused_with_a_bearer_challenge(clie
     response = await client.get(f"{API}/workflows")
 
     assert response.status_code == 401
-    # RFC 6750 §3: a request without credentials gets the challenge without an error code.
-    assert response.headers["www-authenticate"] == 'Bearer realm="testgate"'
+    # RFC 6750 §3: a request without credentials gets the challenge without an error code;
+    # RFC 9728 §5.1: it names the environment's protected-resource metadata, and the scope to ask for.
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="testgate", resource_metadata="http://127.0.0.1:8080/.well-known/oauth-protected-resource'
+        '/api/v1/organizations/acme/environments/dev", scope="testgate:read"'
+    )
     # RFC 7807 §3: problem details.
     assert response.headers["content-type"] == PROBLEM
     body = response.json()

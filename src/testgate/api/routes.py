@@ -40,13 +40,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from testgate.api import access, artifacts, audit, bindings, openapi, problems, setup, uploads, workflows
-from testgate.api.request_id import RequestIdMiddleware
 from testgate.api.routing import env_router
 
 
 def install(app: FastAPI) -> None:
     """Mount the REST API and the setup page on ``app``."""
-    app.add_middleware(RequestIdMiddleware)
     problems.install(app)
     openapi.install(app)
     app.include_router(workflows.router)

@@ -3,6 +3,11 @@
 Settings are read once, from the environment and these options, and handed to ``create_app``. On the
 first start the app's lifespan creates the default organization and environment and a one-time link to
 create the first owner; it logs that link, and this command shows it boxed on stderr instead.
+
+With ``--tls-cert`` and ``--tls-key`` (or ``TESTGATE_HTTP__TLS_CERT`` / ``TESTGATE_HTTP__TLS_KEY``) uvicorn
+serves HTTPS itself. Behind a reverse proxy that terminates TLS, leave them unset and list the proxy in
+``TESTGATE_HTTP__TRUSTED_PROXIES``: uvicorn's own proxy-header handling is off, so only the front door's
+``Forwarded`` layer decides which forwarded addresses are believed.
 """
 
 from __future__ import annotations
@@ -25,10 +30,32 @@ from testgate.config import Settings
 SETUP_LOGGER = "testgate.app"
 
 
-def server_settings(data_dir: Path | None, host: str | None, port: int | None) -> Settings:
+def server_settings(
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> Settings:
     """Settings from the environment, with the command's options taking precedence."""
-    given: dict[str, Any] = {"data_dir": data_dir, "host": host, "port": port}
-    return Settings(**{k: v for k, v in given.items() if v is not None})
+    options = {"data_dir": data_dir, "host": host, "port": port}
+    given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    tls = {k: v for k, v in {"tls_cert": tls_cert, "tls_key": tls_key}.items() if v is not None}
+    if tls:
+        given["http"] = tls  # merged into the rest of TESTGATE_HTTP__*
+    return Settings(**given)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves: HTTPS when a certificate is configured; forwarded headers left to the front door."""
+    http = settings.http
+    options: dict[str, Any] = {"proxy_headers": False, "server_header": False}
+    if http.tls_cert is not None:
+        options["ssl_certfile"] = str(http.tls_cert)
+        options["ssl_keyfile"] = str(http.tls_key) if http.tls_key is not None else None
+        if http.tls_key_password is not None:
+            options["ssl_keyfile_password"] = http.tls_key_password.get_secret_value()
+    return options
 
 
 def endpoints(settings: Settings) -> list[tuple[str, str]]:
@@ -90,9 +117,16 @@ def serve(
         int | None, typer.Option("--port", min=0, max=65535, help="Port (default: $TESTGATE_PORT, else 8080).")
     ] = None,
     data_dir: DataDir = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", exists=True, dir_okay=False, help="PEM certificate chain: serve HTTPS."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", exists=True, dir_okay=False, help="PEM private key of --tls-cert.")
+    ] = None,
 ) -> None:
     """Start the control plane: REST API, MCP endpoints and web console."""
-    settings = server_settings(data_dir, host, port)
+    settings = server_settings(data_dir, host, port, tls_cert, tls_key)
     _configure_logging(settings)
     _banner(settings)
     # Imported here: the web stack is heavy and no other command needs it.
@@ -102,4 +136,4 @@ def serve(
 
     app = create_app(settings)
     # log_config=None: uvicorn's loggers go through the structlog setup above (to stderr).
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, server_header=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, **uvicorn_options(settings))

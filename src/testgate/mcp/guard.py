@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import urlsplit
 
 import structlog
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -34,24 +33,6 @@ from testgate.platform import tenancy
 log = structlog.get_logger("testgate.mcp")
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")  # noqa: S104 - names, not a bind
-
-
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """DNS-rebinding protection: only this server's own names as Host, only its origins as Origin."""
-    hosts: set[str] = set()
-    origins: set[str] = set()
-    if settings.host in _LOOPBACK:
-        for name in ("127.0.0.1", "localhost", "[::1]"):
-            hosts |= {name, f"{name}:*"}
-            origins |= {f"http://{name}", f"http://{name}:*"}
-    else:
-        hosts |= {settings.host, f"{settings.host}:{settings.port}"}
-        origins |= {f"http://{settings.host}:{settings.port}", f"https://{settings.host}:{settings.port}"}
-    if settings.public_url:
-        public = urlsplit(settings.public_url)
-        hosts.add(public.netloc)
-        origins.add(f"{public.scheme}://{public.netloc}")
-    return TransportSecuritySettings(allowed_hosts=sorted(hosts), allowed_origins=sorted(origins))
 
 
 def unauthorized(settings: Settings, org: str, env: str, error: str | None) -> Response:

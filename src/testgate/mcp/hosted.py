@@ -23,8 +23,9 @@ from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.config import Settings
+from testgate.http.hosts import transport_security
 from testgate.mcp.confirm import DEFAULT_TIMEOUT
-from testgate.mcp.guard import Guard, transport_security
+from testgate.mcp.guard import Guard
 from testgate.mcp.server import build_server
 from testgate.mcp.tools import PlatformRef
 from testgate.operations.context import Transport

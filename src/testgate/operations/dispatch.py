@@ -31,6 +31,7 @@ from testgate.errors import (
     TestgateError,
     Unauthenticated,
 )
+from testgate.http import metrics
 from testgate.operations.context import Call, OpContext
 from testgate.operations.registry import Operation, get
 from testgate.platform import tenancy
@@ -259,6 +260,7 @@ def _event(
     reason: str,
     org_id: str | None = None,
 ) -> recorder.Event:
+    metrics.count_tool_call(op.tool, call.transport, outcome)
     principal = call.principal
     resources = [{"type": r.type, "id": r.id, "name": r.name} for r in (trace.ctx.resources if trace.ctx else [])]
     return recorder.Event(

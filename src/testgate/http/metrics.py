@@ -1,0 +1,92 @@
+"""Prometheus instruments of the process, the middleware that feeds the HTTP ones, and the dispatch hook.
+
+    testgate_http_requests_total{method,route,status}        route: the template, never the raw path
+    testgate_http_request_duration_seconds{method,route}     histogram
+    testgate_tool_calls_total{tool,transport,outcome}        every dispatched operation (``count_tool_call``)
+    testgate_rate_limited_total{bucket}                      429s by bucket (principal, address, sign-in)
+    testgate_denied_total{reason}                            401 unauthenticated, 403 forbidden, 421 misdirected
+    testgate_panics_total                                    unhandled exceptions answered by the panic guard
+    testgate_executions{status}                              computed at scrape time (``testgate.http.scrape``)
+
+The instruments live in prometheus_client's process-wide registry: one server process, one set of series.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from testgate.http import paths
+
+REQUESTS = Counter("testgate_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+LATENCY = Histogram(
+    "testgate_http_request_duration_seconds",
+    "Time from request to the end of the response.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+TOOL_CALLS = Counter(
+    "testgate_tool_calls_total",
+    "Operations dispatched, by tool, transport and outcome.",
+    ["tool", "transport", "outcome"],
+)
+RATE_LIMITED = Counter("testgate_rate_limited_total", "Requests refused by a rate limit.", ["bucket"])
+DENIED = Counter("testgate_denied_total", "Requests refused: unauthenticated, forbidden or misdirected.", ["reason"])
+PANICS = Counter("testgate_panics_total", "Unhandled exceptions answered by the panic guard.")
+EXECUTIONS = Gauge("testgate_executions", "Executions by status (read from the database at scrape time).", ["status"])
+
+_DENIALS = {401: "unauthenticated", 403: "forbidden", 421: "misdirected"}
+_MCP_ENDPOINT = re.compile(r"/(mcp|sse|messages)(/.*)?$")
+MCP_TEMPLATE = "/organizations/{org}/environments/{env}/"
+
+
+def count_tool_call(tool: str, transport: str, outcome: str) -> None:
+    """The dispatch hook: one call of ``tool`` over ``transport`` ended ``allowed``, ``denied`` or ``error``."""
+    TOOL_CALLS.labels(tool, transport, outcome).inc()
+
+
+def route_of(scope: Scope) -> str:
+    """The route template that served ``scope`` (bounded label values: unmatched paths share one)."""
+    path = str(scope.get("path", ""))
+    if paths.is_mcp(path):
+        match = _MCP_ENDPOINT.search(path)
+        endpoint = match.group(1) if match else "mcp"
+        return MCP_TEMPLATE + (endpoint + "/" if endpoint == "messages" else endpoint)
+    if path in paths.PROBES or path == paths.METRICS:
+        return path
+    template = getattr(scope.get("route"), "path", None)
+    if isinstance(template, str):
+        return template
+    return "unmatched"
+
+
+class Metrics:
+    """Count every response by route template and status, and time it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            method, route = scope.get("method", ""), route_of(scope)
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+            if status in _DENIALS:
+                DENIED.labels(_DENIALS[status]).inc()

@@ -1,0 +1,131 @@
+"""The panic guard: an unhandled exception anywhere below becomes one answer, one log line and one audit event.
+
+The client gets 500 problem+json, or JSON-RPC -32603 on MCP endpoints, carrying only the request id (never
+the exception text). The log line carries the stack. The audit event (action ``http.panic``, outcome
+``error``) is written in a transaction of its own, to the chain of the organization the path names (else
+the default organization). The process keeps serving: nothing here is fatal. A response already started
+cannot be replaced; then the connection is left for the server to close, and the log and audit still happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from testgate.access.principal import Principal
+from testgate.audit import recorder
+from testgate.errors import NotFound
+from testgate.http import metrics, paths, replies
+from testgate.http.request_id import scope_request_id
+from testgate.mcp.caller import SCOPE_KEY, Caller
+from testgate.platform import tenancy
+from testgate.platform.context import Platform
+
+log = structlog.get_logger("testgate.http")
+
+AUDIT_TIMEOUT = 5.0  # seconds the audit write may take; a panic caused by the database must not hang
+MAX_USER_AGENT = 400
+
+PlatformRef = Callable[[], Platform | None]
+
+
+class PanicGuard:
+    """Answer, log and audit any exception the application lets escape."""
+
+    def __init__(self, app: ASGIApp, *, platform: PlatformRef, default_organization: str) -> None:
+        self.app, self.platform, self.default_organization = app, platform, default_organization
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            # The client hung up while its body was read: nobody to answer, nothing broken.
+            log.info("client went away mid-request", path=scope["path"])
+        except Exception as exc:
+            request_id = scope_request_id(scope)
+            log.error("unhandled error", request_id=request_id, path=scope["path"], exc_info=exc)
+            metrics.PANICS.inc()
+            if not started:
+                detail = f"an unexpected error occurred; quote request id {request_id} when reporting it"
+                await replies.refusal(scope, 500, "internal-error", "Internal error", detail)(scope, receive, send)
+            await self._audit(scope, exc, request_id)
+
+    async def _audit(self, scope: Scope, exc: BaseException, request_id: str) -> None:
+        platform = self.platform()
+        if platform is None:
+            return
+        try:
+            with anyio.fail_after(AUDIT_TIMEOUT):
+                async with platform.db.session() as session:
+                    event = await self._event(session, scope, exc, request_id)
+                    if event is not None:
+                        await recorder.record(session, event)
+        except Exception:
+            log.exception("audit write failed for an unhandled error", request_id=request_id)
+
+    async def _event(
+        self, session: AsyncSession, scope: Scope, exc: BaseException, request_id: str
+    ) -> recorder.Event | None:
+        path = scope["path"]
+        principal = principal_of(scope)
+        org_id = await self._organization(session, paths.organization_of(path), principal)
+        if org_id is None:
+            return None
+        client = scope.get("client")
+        agent = Headers(scope=scope).get("user-agent")
+        return recorder.Event(
+            organization_id=org_id,
+            action="http.panic",
+            outcome="error",
+            transport=paths.transport_of(path),
+            actor_type=principal.kind if principal else "anonymous",
+            actor_id=principal.id if principal else None,
+            actor_name=principal.name if principal else "",
+            reason=f"internal error ({type(exc).__name__})",
+            request_id=request_id,
+            source_address=client[0] if client else None,
+            user_agent=agent[:MAX_USER_AGENT] if agent else None,
+            arguments={"method": scope.get("method", ""), "path": path},
+        )
+
+    async def _organization(self, session: AsyncSession, slug: str | None, principal: Principal | None) -> str | None:
+        """The organization the path names, else the caller's, else the default one."""
+        if slug and (org_id := await _org_id(session, slug)) is not None:
+            return org_id
+        if principal is not None:
+            return principal.organization_id
+        return await _org_id(session, self.default_organization)
+
+
+async def _org_id(session: AsyncSession, slug: str) -> str | None:
+    try:
+        return (await tenancy.organization_by_slug(session, slug)).id
+    except NotFound:
+        return None
+
+
+def principal_of(scope: Scope) -> Principal | None:
+    """Who made the request, when authentication got that far (REST state or the MCP caller)."""
+    state: dict[str, Any] = scope.get("state", {})
+    principal = state.get("principal")
+    if isinstance(principal, Principal):
+        return principal
+    caller = scope.get(SCOPE_KEY)
+    return caller.principal if isinstance(caller, Caller) else None

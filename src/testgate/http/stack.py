@@ -1,0 +1,102 @@
+"""The front door of the HTTP application: its middleware, in one deliberate order, plus probes and metrics.
+
+Outermost first (each layer sees what the ones before it decided):
+
+    1. Forwarded     trusted proxies' X-Forwarded-For / Forwarded -> scope["client"], so everything after
+                     (logs, limits, audit) sees the real client; only with ``http.trusted_proxies``
+    2. request id    X-Request-ID accepted or generated, bound to every log line, returned on every response
+    3. access log    one line per request, whatever answered it
+    4. metrics       requests by route template and status, latency; also counts the refusals below
+    5. body limit    413 before anything reads or authenticates (JSON-RPC on MCP, problem+json elsewhere)
+    6. Host/Origin   DNS rebinding and cross-site requests refused (421/403), the MCP transports' own rule
+    7. CORS          preflights answered before authentication; only with ``http.cors_origins``
+    8. rate limit    429 per principal and per address (stricter on sign-in), before any work is done
+    9. panic guard   an unhandled exception -> 500 / -32603 with the request id, logged and audited
+   10. timeout       504 when no response has started within ``http.request_timeout``
+
+Inside the application come bearer authentication, the MCP transports and the REST routes. The order is
+a security property: refusals that cost nothing (size, names, origins, rate) come before anything that
+touches the database, and the panic guard sits inside them so a crash never skips the access log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from testgate.config import Settings
+from testgate.http import hosts
+from testgate.http.accesslog import AccessLog
+from testgate.http.cors import Cors
+from testgate.http.forwarded import Forwarded
+from testgate.http.health import Probes
+from testgate.http.limits import BodyLimit, upload_limit
+from testgate.http.metrics import Metrics
+from testgate.http.panic import PanicGuard, PlatformRef
+from testgate.http.ratelimit import Limiter, RateLimit
+from testgate.http.request_id import RequestIdMiddleware
+from testgate.http.scrape import Scraper, listener
+from testgate.http.timeouts import Timeout
+
+
+class FrontDoor:
+    """The stack, probes and metrics of one application, and the resources they hold (Redis, a listener)."""
+
+    def __init__(self, settings: Settings, platform: PlatformRef) -> None:
+        self.settings = settings
+        http = settings.http
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else None
+        self.security = hosts.transport_security(settings)
+        self.limiter = Limiter(http, redis_url)
+        self.scraper = Scraper(
+            platform, cache=http.metrics_cache_seconds, default_organization=settings.default_organization
+        )
+        self.probes = Probes(platform, self.limiter)
+        self.platform = platform
+
+    def middleware(self) -> list[Middleware]:
+        """The layers, outermost first (see the module docstring for why this order)."""
+        http = self.settings.http
+        layers: list[Middleware] = []
+        if http.trusted_proxies:
+            layers.append(Middleware(Forwarded, trusted=http.trusted_proxies, header=http.forwarded_header))
+        layers += [
+            Middleware(RequestIdMiddleware),
+            Middleware(AccessLog),
+            Middleware(Metrics),
+            Middleware(BodyLimit, limit=http.max_body_bytes, uploads=upload_limit(self.settings.max_upload_bytes)),
+            Middleware(hosts.HostCheck, security=self.security),
+        ]
+        if http.cors_origins:
+            layers.append(Middleware(Cors, origins=http.cors_origins))
+        layers.append(Middleware(RateLimit, limiter=self.limiter))
+        layers.append(
+            Middleware(PanicGuard, platform=self.platform, default_organization=self.settings.default_organization)
+        )
+        if http.request_timeout > 0:
+            layers.append(Middleware(Timeout, seconds=http.request_timeout))
+        return layers
+
+    def install(self, app: Starlette) -> None:
+        """Put the layers outside every middleware ``app`` has so far, and add the probe and metrics routes."""
+        app.user_middleware[0:0] = self.middleware()
+        routes = self.probes.routes()
+        if self.settings.http.metrics_listen is None:
+            routes.append(self.scraper.route())
+        app.router.routes[0:0] = routes
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Run the metrics listener (when configured) and close the Redis connections at the end."""
+        try:
+            listen = self.settings.http.metrics_listen
+            if listen is None:
+                yield
+            else:
+                async with listener(self.scraper, listen):
+                    yield
+        finally:
+            await self.limiter.close()

@@ -1,0 +1,111 @@
+"""Rate limits per principal, per address and on sign-in; 429 with Retry-After and RateLimit fields; Redis outages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import structlog
+
+from testgate.http.ratelimit import Limiter
+from testgate.http.settings import HttpSettings
+
+MCP = "/organizations/acme/environments/dev/mcp"
+WORKFLOWS = "/api/v1/organizations/acme/environments/dev/workflows"
+JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_principal_over_its_limit_gets_429_with_retry_after_and_ratelimit_fields(live_server: Any) -> None:
+    async with live_server(http=HttpSettings(rate_limit="3/hour", rate_limit_address="100/hour")) as live:
+        token, other = await live.token(), await live.token()
+        answers = [(await live.http.get(WORKFLOWS, headers=bearer(token))).status_code for _ in range(3)]
+        refused = await live.http.get(WORKFLOWS, headers=bearer(token))
+        on_mcp = await live.http.post(MCP, json=INITIALIZE, headers={**JSON, **bearer(token)})
+        someone_else = await live.http.get(WORKFLOWS, headers=bearer(other))
+
+    assert answers == [200, 200, 200]
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "https://testgate.dev/problems/rate-limited"
+    assert refused.json()["bucket"] == "principal"
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    assert refused.headers["ratelimit-limit"] == "3"
+    assert refused.headers["ratelimit-remaining"] == "0"
+    assert refused.headers["ratelimit-reset"] == refused.headers["retry-after"]
+    assert refused.headers["ratelimit-policy"] == "3;w=3600"
+    assert on_mcp.status_code == 429
+    assert on_mcp.json()["error"]["code"] == -32000
+    assert someone_else.status_code == 200
+
+
+async def test_sign_in_and_token_endpoints_have_a_stricter_bucket_per_address(live_server: Any) -> None:
+    async with live_server(http=HttpSettings(rate_limit_auth="2/hour")) as live:
+        tries = [(await live.http.post("/oauth/token", data={"grant_type": "x"})).status_code for _ in range(3)]
+        elsewhere = await live.http.get("/.well-known/oauth-authorization-server")
+
+    assert 429 not in tries[:2]
+    assert tries[2] == 429
+    assert elsewhere.status_code == 200
+
+
+async def test_requests_without_a_token_share_their_address_bucket(live_server: Any) -> None:
+    async with live_server(http=HttpSettings(rate_limit_address="2/hour")) as live:
+        answers = [(await live.http.get(WORKFLOWS)).status_code for _ in range(3)]
+        probe = await live.http.get("/readyz")
+
+    assert answers == [401, 401, 429]
+    assert probe.status_code == 200  # probes are never limited
+
+
+def test_the_principal_bucket_is_keyed_on_a_hash_of_the_token_never_the_token() -> None:
+    limiter = Limiter(HttpSettings(), None)
+    token = "tgp_" + "s" * 40
+    scope = {"type": "http", "path": WORKFLOWS, "headers": [(b"authorization", f"Bearer {token}".encode())]}
+
+    buckets = limiter.buckets({**scope, "client": ("2001:db8::7", 1)})
+
+    assert [b.name for b in buckets] == ["principal", "address"]
+    assert token not in buckets[0].key
+    assert "s" * 8 not in buckets[0].key
+    assert buckets[1].key == "2001:db8::/64"  # one IPv6 subscriber cannot rotate through its /64
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("policy", ["fail_open", "fail_closed"])
+async def test_redis_stopped_mid_run_follows_the_failure_policy(
+    live_server: Any, throwaway_redis: Any, policy: str
+) -> None:
+    limits = HttpSettings(rate_limit="50/hour", redis_failure=policy, rate_limit_prefix=f"outage-{policy}")
+    async with live_server(http=limits, redis_url=throwaway_redis.url) as live:
+        token = await live.token()
+        before = await live.http.get(WORKFLOWS, headers=bearer(token))
+        ready_before = await live.http.get("/readyz")
+        throwaway_redis.kill()
+        with structlog.testing.capture_logs() as logged:
+            during = await live.http.get(WORKFLOWS, headers=bearer(token))
+            on_mcp = await live.http.post(MCP, json=INITIALIZE, headers={**JSON, **bearer(token)})
+        ready_during = await live.http.get("/readyz")
+
+    assert (before.status_code, ready_before.status_code) == (200, 200)
+    assert ready_during.status_code == 503
+    assert ready_during.json()["checks"] == {"database": "ok", "redis": "unavailable"}
+    warnings = [e for e in logged if e["event"] == "rate limiting unavailable: Redis unreachable"]
+    assert len(warnings) == 1  # once, not once per request
+    assert warnings[0]["policy"] == policy
+    if policy == "fail_open":
+        assert (during.status_code, on_mcp.status_code) == (200, 200)
+    else:
+        assert during.status_code == 503
+        assert during.json()["type"] == "https://testgate.dev/problems/rate-limit-unavailable"
+        assert on_mcp.status_code == 503
+        assert on_mcp.json()["error"]["code"] == -32000
