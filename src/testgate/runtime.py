@@ -18,7 +18,7 @@ from testgate.platform.notify import shared_events
 from testgate.platform.tenancy import Bootstrap
 from testgate.runner.base import Executor
 from testgate.store.db import Database, create_engine
-from testgate.store.migrate import upgrade
+from testgate.store.migrate import serialize_startup, upgrade
 
 log = structlog.get_logger("testgate.runtime")
 
@@ -62,6 +62,8 @@ async def bootstrap_default(platform: Platform, *, issue_setup_token: bool = Fal
     """Create the default organization and environment if missing (and, when asked, a setup link)."""
     settings = platform.settings
     async with platform.db.session() as session:
+        # Two replicas starting together must not both create the default organization.
+        await (await session.connection()).run_sync(serialize_startup)
         return await tenancy.bootstrap(
             session,
             settings.default_organization,

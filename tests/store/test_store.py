@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import anyio
 import pytest
 from sqlalchemy import func, select, text
 
@@ -170,3 +172,27 @@ async def test_listing_executions_is_an_index_seek_not_a_scan(platform: Platform
         detail = " ".join(str(r[-1]) for r in plan)
     assert "ix_executions_env_id" in detail
     assert "TEMP B-TREE" not in detail
+
+
+@pytest.mark.postgres
+async def test_two_replicas_starting_together_on_an_empty_postgres_both_come_up(tmp_path: Path) -> None:
+    from tests.conftest import _drop_postgres_database, _postgres_database
+
+    from testgate.config import Settings
+    from testgate.runtime import bootstrap_default, open_platform
+
+    url = await _postgres_database()
+    try:
+
+        async def replica(name: str) -> str:
+            settings = Settings(data_dir=tmp_path / name, database_url=url)
+            async with open_platform(settings, executor=False) as live:
+                boot = await bootstrap_default(live, issue_setup_token=True)
+                return boot.organization.id
+
+        # Without the startup lock the two migrations deadlock on DDL or race on the default organization.
+        with anyio.fail_after(60):
+            first, second = await asyncio.gather(replica("a"), replica("b"))
+        assert first == second
+    finally:
+        await _drop_postgres_database(url)

@@ -25,11 +25,21 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     cfg = alembic_config()
 
     def run(connection: Connection) -> None:
+        serialize_startup(connection)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
+
+
+STARTUP_LOCK = 0x7465_7374  # "test": any constant shared by every replica
+
+
+def serialize_startup(connection: Connection) -> None:
+    """On PostgreSQL, let one replica at a time migrate and bootstrap (held until the transaction ends)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({STARTUP_LOCK})")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
