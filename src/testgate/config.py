@@ -36,34 +36,46 @@ def default_config_dir() -> Path:
 class RunnerSettings(BaseModel):
     """The executor and the bounds it enforces."""
 
-    executor: Literal["local", "celery"] = "local"
-    concurrency: int = Field(default=4, ge=1, le=256)
-    default_step_timeout: float = Field(default=3600.0, gt=0, description="seconds")
-    max_log_line_bytes: int = Field(default=8192, ge=256)
-    max_log_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
-    max_artifact_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
-    max_artifacts_total_bytes: int = Field(default=500 * 1024 * 1024, ge=1024)
-    max_artifact_files: int = Field(default=1000, ge=1)
-    max_junit_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
-    heartbeat_seconds: float = Field(default=5.0, gt=0)
-    kill_grace_seconds: float = Field(default=3.0, ge=0)
-    git_timeout: float = Field(default=120.0, gt=0)
+    executor: Literal["local", "celery"] = Field(
+        default="local", description="local: subprocesses of the server; celery: worker machines"
+    )
+    concurrency: int = Field(default=4, ge=1, le=256, description="executions run at once by one runner")
+    default_step_timeout: float = Field(
+        default=3600.0, gt=0, description="seconds a step may run without its own timeout"
+    )
+    max_log_line_bytes: int = Field(default=8192, ge=256, description="longer lines are cut with a marker")
+    max_log_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=4096, description="an execution's whole log; then it is cut"
+    )
+    max_artifact_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="larger files are not kept")
+    max_artifacts_total_bytes: int = Field(default=500 * 1024 * 1024, ge=1024, description="per execution")
+    max_artifact_files: int = Field(default=1000, ge=1, description="per execution")
+    max_junit_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="per JUnit XML file")
+    heartbeat_seconds: float = Field(default=5.0, gt=0, description="how often a running execution proves it is alive")
+    kill_grace_seconds: float = Field(default=3.0, ge=0, description="SIGTERM to SIGKILL of a step's process group")
+    git_timeout: float = Field(default=120.0, gt=0, description="seconds a git clone of spec.content may take")
 
 
 class CelerySettings(BaseModel):
     """The Celery executor: broker, queue names, sealing of sensitive values, and lost workers."""
 
     broker_url: SecretStr | None = Field(default=None, description="amqp://… or redis://…; required for celery")
-    queue_prefix: str = Field(default="testgate", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+    queue_prefix: str = Field(
+        default="testgate", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$", description="prefix of every queue name"
+    )
     secrets_key: SecretStr | None = Field(
         default=None, description="Fernet key(s), comma-separated, newest first; default: a key file in data_dir"
     )
-    on_lost: Literal["fail", "requeue"] = "fail"
+    on_lost: Literal["fail", "requeue"] = Field(
+        default="fail", description="what happens to an execution whose worker died"
+    )
     max_attempts: int = Field(default=3, ge=1, le=20, description="runs of one execution, requeues included")
     queue_timeout: float = Field(default=0, ge=0, description="seconds queued before it fails; 0: no limit")
     publish_timeout: float = Field(default=10.0, gt=0, description="seconds a submit may take to reach the broker")
     notify_url: SecretStr | None = Field(default=None, description="redis://… for live notifications (pub/sub)")
-    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
+    broker_transport_options: dict[str, Any] = Field(
+        default_factory=dict, description="passed to Celery (e.g. visibility_timeout for Redis)"
+    )
 
 
 class Settings(BaseSettings):
@@ -73,22 +85,33 @@ class Settings(BaseSettings):
         env_prefix="TESTGATE_", env_nested_delimiter="__", extra="ignore", validate_default=True
     )
 
-    data_dir: Path = Field(default_factory=default_data_dir)
-    config_dir: Path = Field(default_factory=default_config_dir)
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="embedded database, workspaces, artifacts, generated keys ($XDG_DATA_HOME/testgate)",
+    )
+    config_dir: Path = Field(
+        default_factory=default_config_dir, description="CLI login credentials ($XDG_CONFIG_HOME/testgate)"
+    )
     # A database URL carries its password.
-    database_url: str | None = Field(default=None, json_schema_extra={"secret": True})
-    database_echo: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
-    public_url: str | None = None
-    default_organization: str = "default"
-    default_environment: str = "dev"
-    max_spec_bytes: int = Field(default=256 * 1024, ge=1024)
-    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    audit_retention_days: int = Field(default=180, ge=1, le=36500)
-    audit_file: Path | None = None
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: str = "INFO"
+    database_url: str | None = Field(
+        default=None,
+        json_schema_extra={"secret": True},
+        description="postgresql://… (scale-out); unset: SQLite in the data directory",
+    )
+    database_echo: bool = Field(default=False, description="log every SQL statement")
+    host: str = Field(default="127.0.0.1", description="address testgate serve listens on")
+    port: int = Field(default=8080, ge=0, le=65535, description="port testgate serve listens on")
+    public_url: str | None = Field(default=None, description="the URL people and agents reach this server at")
+    default_organization: str = Field(default="default", description="created on first start")
+    default_environment: str = Field(default="dev", description="created on first start")
+    max_spec_bytes: int = Field(default=256 * 1024, ge=1024, description="largest workflow YAML")
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="largest JUnit results upload")
+    audit_retention_days: int = Field(default=180, ge=1, le=36500, description="older audit events are purged")
+    audit_file: Path | None = Field(default=None, description="append every audit event here as JSON lines (0600)")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console on a TTY, else JSON"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
