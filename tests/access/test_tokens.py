@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from testgate.access import tokens
 from testgate.access.principal import Permission, Role
@@ -287,3 +287,25 @@ async def _issue(platform: Platform, creator: str, grants: dict[str, Permission]
             s, organization_id=org.id, name="m", role=Role.MEMBER, grants=grants, created_by=creator, expires_at=None
         )
     return issued.secret
+
+
+async def test_last_use_is_written_at_most_once_a_minute_per_address(
+    people: People, owner_email: str, mint: Mint, platform: Platform
+) -> None:
+    # A write per request would serialize every authenticated call on one row (and SQLite's lock).
+    secret = await mint(owner_email, role="member", environments={"dev": "run"})
+    start = utcnow()
+
+    async def use(at: datetime, source: str) -> tuple[datetime | None, str | None]:
+        async with platform.db.session() as s:
+            await tokens.authenticate(s, secret, source=source, now=at)
+        async with platform.db.session() as s:
+            row = await s.scalar(select(ApiTokenRow).where(ApiTokenRow.secret_hash == tokens.digest(secret)))
+            assert row is not None
+            return row.last_used_at, row.last_used_from
+
+    assert await use(start, "10.0.0.7") == (start, "10.0.0.7")
+    assert await use(start + timedelta(seconds=30), "10.0.0.7") == (start, "10.0.0.7")
+    assert await use(start + timedelta(seconds=31), "10.0.0.8") == (start + timedelta(seconds=31), "10.0.0.8")
+    later = start + timedelta(seconds=95)
+    assert await use(later, "10.0.0.8") == (later, "10.0.0.8")

@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import pytest
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -276,3 +277,37 @@ async def test_concurrent_calls_all_succeed_and_keep_the_chain_dense(backend_pla
     events = await _events(backend_platform)
     assert [e.seq for e in events] == list(range(1, 41))
     assert all(after.prev_hash == before.hash for before, after in itertools.pairwise(events))
+
+
+async def test_a_caller_that_goes_away_mid_call_neither_blocks_the_next_one_nor_loses_its_event(
+    backend_platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client hanging up cancels the handler inside its transaction: the rollback must still run
+    # (shielded), or SQLite's write lock stays held behind a dead connection.
+    async with backend_platform.db.session() as session:
+        org = await tenancy.organization_by_slug(session, "acme")
+    from testgate.access.principal import local_owner
+
+    call = Call(local_owner(org.id), "acme", "dev")
+    entered = asyncio.Event()
+    op = reg.get("label.list")
+
+    async def stuck(ctx: Any, args: Any) -> Any:
+        await ctx.db.execute(select(func.count()).select_from(WorkflowRow))
+        entered.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setitem(reg._REGISTRY, "label.list", reg.Operation(**{**op.__dict__, "handler": stuck}))
+    # anyio's cancellation (what the MCP SDK uses) is level-triggered: every unshielded await re-raises.
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(dispatch, backend_platform, call, "label.list", {})
+            await entered.wait()
+            group.cancel_scope.cancel()
+    with anyio.fail_after(5):
+        await dispatch(backend_platform, call, "workflow.list", {})
+    events = await _events(backend_platform)
+    assert [(e.action, e.outcome, e.reason) for e in events] == [
+        ("label.list", "error", "cancelled: the caller went away"),
+        ("workflow.list", "allowed", ""),
+    ]

@@ -288,8 +288,18 @@ async def authenticate(
     if bounds is None:
         raise _rejected(row, "the token's creator no longer has access")
     creator_role, creator_grants = bounds
-    row.last_used_at, row.last_used_from = moment, source
+    if _stale_use(row, moment, source):
+        row.last_used_at, row.last_used_from = moment, source
     return _principal(row, creator_role, creator_grants)
+
+
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+
+
+def _stale_use(row: ApiTokenRow, moment: datetime, source: str | None) -> bool:
+    """Record a use at most once a minute per address: a write on every request would serialize them all."""
+    last = row.last_used_at
+    return last is None or row.last_used_from != source or moment - last >= LAST_USE_RESOLUTION
 
 
 def _principal(row: ApiTokenRow, creator_role: Role, creator_grants: dict[str, Permission]) -> Principal:

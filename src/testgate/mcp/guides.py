@@ -12,6 +12,7 @@ from mcp_types import (
     GetPromptResult,
     ListPromptsResult,
     ListResourcesResult,
+    ListResourceTemplatesResult,
     PaginatedRequestParams,
     Prompt,
     PromptArgument,
@@ -88,6 +89,13 @@ async def list_resources(
         mime_type=SCHEMA_MIME,
     )
     return ListResourcesResult(resources=[schema])
+
+
+async def list_resource_templates(
+    ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
+) -> ListResourceTemplatesResult:
+    """None: the one resource has a fixed URI (answered rather than -32601, as the capability is declared)."""
+    return ListResourceTemplatesResult(resource_templates=[])
 
 
 async def read_resource(ctx: ServerRequestContext[Any, Any], params: ReadResourceRequestParams) -> ReadResourceResult:

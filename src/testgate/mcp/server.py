@@ -56,6 +56,7 @@ def build_server(
         on_list_prompts=guides.list_prompts,
         on_get_prompt=guides.get_prompt,
         on_list_resources=guides.list_resources,
+        on_list_resource_templates=guides.list_resource_templates,
         on_read_resource=guides.read_resource,
     )
     # The SDK installs this boundary only on MCPServer; the low-level tier appends it itself.

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import structlog
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,7 +114,8 @@ async def dispatch(
         raise
     except asyncio.CancelledError as exc:
         # The caller went away (a client hung up during a long wait): not a crash, still one event.
-        await asyncio.shield(_audit_failure(platform, op, call, trace, exc))
+        with anyio.CancelScope(shield=True):
+            await _audit_failure(platform, op, call, trace, exc)
         raise
     except BaseException as exc:
         log.exception("operation crashed", operation=op.name, request_id=call.request_id)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+SQLITE_WAIT_SECONDS = 15.0
 
 
 def normalize_url(url: str) -> str:
@@ -27,7 +31,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_WAIT_SECONDS * 1000)}")
     cursor.close()
 
 
@@ -51,7 +55,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 15}
+        kwargs["connect_args"] = {"timeout": SQLITE_WAIT_SECONDS}
     else:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
@@ -68,6 +72,9 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time; queueing in-process (FIFO) is fairer than its busy handler,
+        # which sleeps and retries. Other processes on the same file still wait in the busy handler.
+        self._turn = asyncio.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,9 +82,40 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        """A session in a transaction: committed on success, rolled back on error.
+
+        Ending the transaction is shielded from cancellation: a caller that goes away mid-call (a client
+        hanging up) must not leave the connection, and SQLite's write lock, held behind it.
+        """
+        async with self._my_turn():
+            session = self.sessions()
+            try:
+                await session.begin()
+                yield session
+                with anyio.CancelScope(shield=True):
+                    await session.commit()
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await session.rollback()
+                raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await session.close()
+
+    @asynccontextmanager
+    async def _my_turn(self) -> AsyncIterator[None]:
+        if self._turn is None:
+            yield
+            return
+        try:
+            # Bounded like SQLite's own busy timeout, so a nested session fails loudly instead of hanging.
+            await asyncio.wait_for(self._turn.acquire(), SQLITE_WAIT_SECONDS)
+        except TimeoutError:
+            raise RuntimeError("timed out waiting for the SQLite write lock") from None
+        try:
+            yield
+        finally:
+            self._turn.release()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

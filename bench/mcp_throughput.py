@@ -1,0 +1,508 @@
+"""MCP tool-call throughput: testgate's full stack against a bare ``MCPServer``, side by side, with wrk.
+
+    .venv/bin/python -m bench.mcp_throughput [--duration 10] [--connections 1,16,64] [--write docs/performance.md]
+
+One run starts two servers as subprocesses on free loopback ports, with the same uvicorn settings:
+
+- testgate: ``create_app`` on a fresh SQLite data directory - bearer token verification, environment
+  check, RBAC, dispatch, audit event - answering ``get_execution`` for a finished execution, called with
+  a member token holding ``read`` in the environment;
+- bare: an ``mcp`` ``MCPServer`` whose ``get_execution`` returns the very dict testgate answered, with
+  no authentication, authorization or audit.
+
+Both use the SDK's default response mode (``json_response=False``: SSE answers to 2025-era POSTs). For
+each protocol era (2025-11-25 with one session per connection, opened beforehand; 2026-07-28 stateless)
+and each connection count, wrk (``bench/mcp_call.lua``) runs a warm-up and then a measured round against
+each server in turn. Every request carries its own JSON-RPC id and every answer is checked; a round with
+a failed check is reported, not hidden. Needs ``wrk`` (Debian package ``wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform as host
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ORG, ENV = "bench", "dev"
+ERAS = ("2025-11-25", "2026-07-28")
+SERVERS = ("bare", "testgate")
+LUA = Path(__file__).with_name("mcp_call.lua")
+WORKFLOW = "kind: TestWorkflow\nmetadata: {name: smoke}\nspec:\n  steps:\n    - {name: unit, shell: 'echo ok'}\n"
+UVICORN: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "log_config": None,
+    "log_level": "warning",
+    "access_log": False,
+    "server_header": False,
+}
+UNLIMITED = "1000000/minute"
+STALL_LIMIT = 120.0  # seconds a server may take to answer again after a round before it is restarted
+BEGIN, END = "<!-- mcp-throughput:begin -->", "<!-- mcp-throughput:end -->"
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+# --- the servers (run in child processes) ----------------------------------------------------------
+
+
+def _serve_testgate(port: int, data_dir: Path) -> None:
+    import uvicorn
+
+    from testgate import logconfig
+    from testgate.app import create_app
+    from testgate.config import Settings
+
+    # The rate limiter runs on every request but never refuses one: the load is the point here.
+    unlimited = {"rate_limit": UNLIMITED, "rate_limit_address": UNLIMITED}
+    settings = Settings(
+        data_dir=data_dir, host="127.0.0.1", port=port, default_organization=ORG, log_level="WARNING", http=unlimited
+    )
+    logconfig.configure("json", settings.log_level)
+    uvicorn.run(create_app(settings), port=port, **UVICORN)
+
+
+def _serve_bare(port: int, detail_file: Path) -> None:
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+
+    detail: dict[str, Any] = json.loads(detail_file.read_text())
+    logging.basicConfig(level=logging.WARNING)
+    server = MCPServer("bare", log_level="WARNING")
+
+    @server.tool(name="get_execution")
+    def get_execution(id: str) -> dict[str, Any]:
+        """Get one execution (a fixed answer)."""
+        return detail
+
+    uvicorn.run(server.streamable_http_app(json_response=False), port=port, **UVICORN)
+
+
+# --- setup ---------------------------------------------------------------------------------------
+
+
+async def _prepare(data_dir: Path) -> tuple[str, str]:
+    """A store with one finished execution and a read token for it: (token, execution id)."""
+    from testgate.access import tokens
+    from testgate.access.principal import Permission, Role
+    from testgate.config import Settings
+    from testgate.platform import executions, tenancy, workflows
+    from testgate.platform.context import Platform
+    from testgate.platform.executions import TERMINAL
+    from testgate.runner.local import LocalExecutor
+    from testgate.store.db import Database, create_engine
+    from testgate.store.migrate import upgrade
+
+    settings = Settings(data_dir=data_dir, default_organization=ORG)
+    db = Database(create_engine(settings.effective_database_url))
+    await upgrade(db.engine)
+    platform = Platform(settings=settings, db=db)
+    async with db.session() as session:
+        boot = await tenancy.bootstrap(session, ORG, ENV, issue_setup_token=False)
+        saved = await workflows.save(session, boot.environment, WORKFLOW, max_bytes=65536, mode="apply")
+        created = await executions.create(session, boot.environment, saved.row, config={}, tags={}, created_by="bench")
+        issued = await tokens.issue(
+            session,
+            organization_id=boot.organization.id,
+            name="bench",
+            role=Role.MEMBER,
+            grants={boot.environment.id: Permission.READ},
+            created_by=None,
+            expires_at=None,
+        )
+    executor = LocalExecutor(platform)
+    await executor.start()
+    await executor.submit(created.row.id, created.secrets)
+    deadline = time.monotonic() + 60
+    while True:
+        async with db.session() as session:
+            row = await executions.get(session, boot.environment, created.row.id)
+        if row.status in TERMINAL:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the setup execution did not finish: {row.status}")
+        await asyncio.sleep(0.05)
+    await executor.close()
+    await db.dispose()
+    return issued.secret, created.row.id
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A server in its own process (restartable on the same port), and where to reach its MCP endpoint."""
+
+    name: str
+    argv: list[str]
+    url: str
+    token: str | None
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")}
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(self.argv, env=env, stdout=out, stderr=out, cwd=Path(__file__).parents[1])
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log}")
+            try:
+                httpx.get(self.url, timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start within {timeout:g} s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+
+def _start(name: str, path: str, token: str | None, root: Path, *extra: str) -> Server:
+    port = _free_port()
+    argv = [sys.executable, "-m", "bench.mcp_throughput", "--serve", name, "--port", str(port), *extra]
+    server = Server(name, argv, f"http://127.0.0.1:{port}{path}", token, root / f"{name}.log")
+    server.start()
+    return server
+
+
+# --- MCP over plain HTTP -------------------------------------------------------------------------
+
+
+def _headers(server: Server, era: str, session: str | None = None) -> dict[str, str]:
+    headers = {**ACCEPT, "MCP-Protocol-Version": era}
+    if server.token:
+        headers["Authorization"] = f"Bearer {server.token}"
+    if session:
+        headers["Mcp-Session-Id"] = session
+    return headers
+
+
+def _message(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC message of a JSON or a single-event SSE answer."""
+    response.raise_for_status()
+    if response.headers["content-type"].startswith("text/event-stream"):
+        data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
+        return dict(json.loads(data[-1]))
+    return dict(response.json())
+
+
+def _open_sessions(server: Server, count: int) -> list[str]:
+    """``count`` 2025-11-25 sessions, initialized, ready for tool calls."""
+    sessions = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(count):
+            init = {
+                "jsonrpc": "2.0",
+                "id": 0,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": ERAS[0],
+                    "capabilities": {},
+                    "clientInfo": {"name": "wrk", "version": "0"},
+                },
+            }
+            response = client.post(server.url, json=init, headers=_headers(server, ERAS[0]))
+            _message(response)
+            session = response.headers["mcp-session-id"]
+            done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            client.post(server.url, json=done, headers=_headers(server, ERAS[0], session)).raise_for_status()
+            sessions.append(session)
+    return sessions
+
+
+def _get_execution(server: Server, execution: str, timeout: float = 10) -> dict[str, Any]:
+    """One stateless 2026-07-28 call of ``get_execution``: its structured result."""
+    meta = {"io.modelcontextprotocol/protocolVersion": ERAS[1], "io.modelcontextprotocol/clientCapabilities": {}}
+    params = {"name": "get_execution", "arguments": {"id": execution}, "_meta": meta}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    headers = {**_headers(server, ERAS[1]), "Mcp-Method": "tools/call", "Mcp-Name": "get_execution"}
+    result = _message(httpx.post(server.url, json=call, headers=headers, timeout=timeout))["result"]
+    if result.get("isError"):
+        raise RuntimeError(f"get_execution failed on {server.name}: {result}")
+    return dict(result["structuredContent"])
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Round:
+    """One measured wrk round."""
+
+    calls_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    failed: int
+    sample: str
+
+
+Results = dict[tuple[str, int, str], Round]
+Stalls = dict[tuple[str, int, str], float | None]
+
+
+def _wrk(server: Server, era: str, execution: str, connections: int, seconds: float, sessions: Path | None) -> Round:
+    threads = 1  # one wrk thread keeps up at these rates and leaves the other core to the server
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(LUA)]
+    argv += [server.url, "--", era, server.token or "-", str(sessions) if sessions else "-", execution, str(threads)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    line = next(line for line in done.stdout.splitlines() if line.startswith('{"requests"'))
+    stats = json.loads(line)
+    failed = stats["bad"] + stats["socket_errors"]
+    return Round(
+        calls_per_second=(stats["requests"] - stats["bad"]) / (stats["duration_us"] / 1e6),
+        p50_ms=stats["p50_us"] / 1000,
+        p99_ms=stats["p99_us"] / 1000,
+        requests=stats["requests"],
+        failed=failed,
+        sample=stats["sample"],
+    )
+
+
+def _sessions_file(root: Path, server: Server, count: int) -> Path:
+    path = root / f"{server.name}-sessions.txt"
+    path.write_text("\n".join(_open_sessions(server, count)) + "\n")
+    return path
+
+
+def settle(server: Server, execution: str, limit: float = STALL_LIMIT) -> float | None:
+    """Seconds until ``server`` answers a call successfully, or None if it did not within ``limit``.
+
+    Patient calls, not short probes: a probe that gives up hangs up mid-call itself. A call that is
+    answered with an error (HTTP 5xx, ``isError``) is repeated.
+    """
+    began = time.monotonic()
+    while (left := limit - (time.monotonic() - began)) > 0:
+        try:
+            _get_execution(server, execution, timeout=left)
+            return time.monotonic() - began
+        except (httpx.HTTPStatusError, RuntimeError):
+            continue
+        except httpx.TimeoutException:
+            break
+    return None
+
+
+@dataclass
+class Bench:
+    """The servers under load, the execution they serve, and each server's 2025-era sessions."""
+
+    servers: dict[str, Server]
+    execution: str
+    root: Path
+    sessions: dict[str, Path] = field(default_factory=dict)
+
+    def open_sessions(self, name: str, count: int) -> None:
+        self.sessions[name] = _sessions_file(self.root, self.servers[name], count)
+
+    def round(self, name: str, era: str, connections: int, seconds: float) -> Round:
+        """One wrk round against one server (over this server's sessions in the 2025 era)."""
+        file = self.sessions[name] if era == ERAS[0] else None
+        return _wrk(self.servers[name], era, self.execution, connections, seconds, file)
+
+    def recover(self, name: str, count: int) -> float | None:
+        """Wait for the server to answer again; restart it (new sessions) when it does not within the limit."""
+        waited = settle(self.servers[name], self.execution)
+        if waited is None:
+            self.servers[name].restart()
+            self.open_sessions(name, count)
+        return waited
+
+
+def measure(bench: Bench, levels: list[int], seconds: float, warmup: float) -> tuple[Results, Stalls]:
+    """Every (era, connections, server) round, servers alternating; also how long each stalled afterwards."""
+    for name in bench.servers:
+        bench.open_sessions(name, max(levels))
+    results: Results = {}
+    stalls: Stalls = {}
+    for era in ERAS:
+        for connections in levels:
+            for name in bench.servers:
+                key = (era, connections, name)
+                bench.recover(name, max(levels))
+                bench.round(name, era, connections, warmup)
+                # wrk hangs up on the calls still in flight when it stops; let the server get over that first.
+                bench.recover(name, max(levels))
+                result = results[key] = bench.round(name, era, connections, seconds)
+                stalls[key] = bench.recover(name, max(levels))
+                stalled = "no answer, restarted" if stalls[key] is None else f"{stalls[key]:.1f} s"
+                print(
+                    f"{era} c={connections:<3} {name:<8} {result.calls_per_second:8.0f}/s "
+                    f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:8.2f} ms  "
+                    f"failed {result.failed}/{result.requests}  stall after: {stalled}",
+                    flush=True,
+                )
+    return results, stalls
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    """CPU model and count, load, OS, Python, mcp, uvicorn, wrk."""
+    from importlib.metadata import version
+
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        model = found.group(1).strip() if found else model
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout.split(" [")[0]
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({model}; load average {load} at the start), {host.system()} {host.release()}, "
+        f"Python {host.python_version()}, mcp {version('mcp')}, uvicorn {version('uvicorn')}, {wrk.strip()}"
+    )
+
+
+def _stall(seconds: float | None) -> str:
+    return f"no answer in {STALL_LIMIT:g} s, restarted" if seconds is None else f"{seconds:.0f} s"
+
+
+def table(results: Results, stalls: Stalls, levels: list[int]) -> str:
+    """The results as a markdown table: one row per era and connection count."""
+    rows = [
+        "| era | conn. | bare calls/s | testgate calls/s | testgate/bare | bare p50 / p99 ms "
+        "| testgate p50 / p99 ms | testgate failed calls | testgate stall after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for era in ERAS:
+        for connections in levels:
+            key = (era, connections, "testgate")
+            bare, full = results[(era, connections, "bare")], results[key]
+            ratio = full.calls_per_second / bare.calls_per_second
+            rows.append(
+                f"| {era} | {connections} | {bare.calls_per_second:,.0f} | {full.calls_per_second:,.0f} "
+                f"| {ratio:.2f}x | {bare.p50_ms:.1f} / {bare.p99_ms:.1f} | {full.p50_ms:.1f} / {full.p99_ms:.1f} "
+                f"| {full.failed} of {full.requests} | {_stall(stalls[key])} |"
+            )
+    return "\n".join(rows)
+
+
+def report(results: Results, stalls: Stalls, levels: list[int], started: str) -> str:
+    """The generated block for docs/performance.md: when, how, where, the table, what failed."""
+    command = "python -m bench.mcp_throughput " + " ".join(sys.argv[1:])
+    lines = [
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`",
+        f"on {started}.",
+        "",
+        table(results, stalls, levels),
+    ]
+    samples = {r.sample for r in results.values() if r.sample}
+    if any(r.failed for r in results.values()):
+        lines += ["", "calls/s counts successful calls only. A failed call, for example:"]
+        lines += [f"`{sample[:200]}`" for sample in sorted(samples)[:2]]
+    lines += [
+        "",
+        "Stall after: how long testgate took to answer a single call again once wrk had stopped (and hung up",
+        f"on the calls in flight); a server silent for {STALL_LIMIT:g} s is restarted. Each round starts after",
+        "the server answers again.",
+    ]
+    if any(r.failed for (_, _, name), r in results.items() if name == "bare"):
+        lines += ["", "The bare server failed calls too: its numbers are not a valid baseline."]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, block: str) -> None:
+    """Replace the generated block between the markers in ``path`` (appending a section if it has none)."""
+    text = path.read_text() if path.exists() else "# Performance\n"
+    generated = f"{BEGIN}\n{block}\n{END}"
+    if BEGIN in text and END in text:
+        before, rest = text.split(BEGIN, 1)
+        text = before + generated + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + f"\n\n## MCP throughput\n\n{generated}\n"
+    path.write_text(text)
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    levels = [int(level) for level in args.connections.split(",")]
+    started = machine()  # the load average before this run adds its own
+    with tempfile.TemporaryDirectory(prefix="mcp-throughput-") as tmp:
+        root = Path(args.keep or tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        token, execution = asyncio.run(_prepare(root / "testgate"))
+        servers = {}
+        try:
+            path = f"/organizations/{ORG}/environments/{ENV}/mcp"
+            servers["testgate"] = _start("testgate", path, token, root, "--data-dir", str(root / "testgate"))
+            detail = root / "detail.json"
+            detail.write_text(json.dumps(_get_execution(servers["testgate"], execution)))
+            servers["bare"] = _start("bare", "/mcp", None, root, "--detail", str(detail))
+            assert _get_execution(servers["bare"], execution)["id"] == execution
+            bench = Bench({name: servers[name] for name in SERVERS}, execution, root)
+            results, stalls = measure(bench, levels, args.duration, args.warmup)
+        finally:
+            for server in servers.values():
+                server.stop()
+    text = report(results, stalls, levels, started)
+    print("\n" + text)
+    if args.write:
+        write_section(Path(args.write), text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured round")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each round")
+    parser.add_argument("--connections", default="1,16,64", help="comma-separated connection counts")
+    parser.add_argument("--keep", metavar="DIR", help="keep the servers' data and logs in this (new) directory")
+    parser.add_argument("--write", metavar="MARKDOWN", help="put the results into this file's generated block")
+    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--detail", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve == "testgate":
+        _serve_testgate(args.port, args.data_dir)
+    elif args.serve == "bare":
+        _serve_bare(args.port, args.detail)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
