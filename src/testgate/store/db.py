@@ -109,7 +109,9 @@ class Database:
             return
         try:
             # Bounded like SQLite's own busy timeout, so a nested session fails loudly instead of hanging.
-            await asyncio.wait_for(self._turn.acquire(), SQLITE_WAIT_SECONDS)
+            # (Not wait_for: cancelled at the wrong moment it can leave the lock acquired and unowned.)
+            async with asyncio.timeout(SQLITE_WAIT_SECONDS):
+                await self._turn.acquire()
         except TimeoutError:
             raise RuntimeError("timed out waiting for the SQLite write lock") from None
         try:
