@@ -22,7 +22,12 @@ async def stdio(tmp_path: Path, *, mode: str = "legacy", elicitation: Any = None
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "testgate", "mcp", "serve", "--org", "acme"],
-        env={"TESTGATE_DATA_DIR": str(tmp_path / "data"), "TESTGATE_LOG_FORMAT": "json"},
+        env={
+            "TESTGATE_DATA_DIR": str(tmp_path / "data"),
+            # No login context: the in-process mode, whatever the machine's user has logged in to.
+            "TESTGATE_CONFIG_DIR": str(tmp_path / "config"),
+            "TESTGATE_LOG_FORMAT": "json",
+        },
     )
     with (tmp_path / "stderr.log").open("a") as errlog:
         async with Client(stdio_client(params, errlog=errlog), mode=mode, elicitation_callback=elicitation) as client:

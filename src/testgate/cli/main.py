@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from testgate import __version__, logconfig
-from testgate.cli import db, execution, member, results, serve, token, worker, workflow
+from testgate.cli import config, db, execution, login, member, results, serve, token, worker, workflow
 
 app = typer.Typer(
     name="testgate",
@@ -42,12 +42,16 @@ def root(
 
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
+app.command("login")(login.login)
+app.command("logout")(login.logout)
+app.command("whoami")(login.whoami)
 app.add_typer(workflow.app, name="workflow")
 app.add_typer(execution.app, name="execution")
 app.add_typer(results.app, name="results")
 app.add_typer(token.app, name="token")
 app.add_typer(member.app, name="member")
 app.add_typer(db.app, name="db")
+app.add_typer(config.app, name="config")
 
 
 # Command groups owned by other packages, added when present: (module, name).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from functools import partial
 from typing import Annotated
 
@@ -9,8 +11,12 @@ import anyio
 import typer
 
 from testgate import logconfig
+from testgate.cli.login import CaBundle
+from testgate.cli.output import error
 from testgate.cli.params import DataDir, Env, Org, Target
 from testgate.config import Settings
+from testgate.errors import Unauthenticated
+from testgate.mcp import bridge
 from testgate.mcp.config_snippets import LOCATIONS, Client, hosted_url, snippet, stdio_command
 from testgate.mcp.stdio import serve_stdio
 
@@ -31,16 +37,31 @@ UrlOption = Annotated[
 ]
 StdioOption = Annotated[bool, typer.Option("--stdio", help="Configure the local stdio server instead of a URL.")]
 NameOption = Annotated[str, typer.Option("--name", help="The server's name in the client.")]
+LocalOption = Annotated[bool, typer.Option("--local", help="Run the platform in this process even when logged in.")]
 
 
 @app.command()
-def serve(data_dir: DataDir = None, org: Org = None, env: Env = None) -> None:
-    """Serve MCP on stdin/stdout, running the platform in this process as you (the local owner)."""
+def serve(
+    data_dir: DataDir = None, org: Org = None, env: Env = None, local: LocalOption = False, ca_bundle: CaBundle = None
+) -> None:
+    """Serve MCP on stdio: bridged to your server after `testgate login` (or $TESTGATE_TOKEN), else in-process."""
     settings = Target(data_dir, org, env).settings()
     # stdout is the MCP wire: logs go to stderr only.
     logconfig.configure(settings.log_format, settings.log_level)
     try:
-        anyio.run(partial(serve_stdio, settings, organization=org, environment=env))
+        # The environment is read here, at the edge: TESTGATE_TOKEN never appears on a command line.
+        chosen = None if local else bridge.plan(settings, os.environ, org, env, ca_bundle)
+    except Unauthenticated as exc:
+        error(exc)
+        raise typer.Exit(2) from None
+    try:
+        if chosen is None:
+            anyio.run(partial(serve_stdio, settings, organization=org, environment=env))
+        elif code := bridge.run(chosen):
+            # The SDK's stdin reader may still block in a worker thread, which would keep a failed bridge alive.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 

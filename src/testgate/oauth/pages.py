@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from testgate.access.principal import Permission
-from testgate.oauth import browser, scopes
+from testgate.oauth import browser, scopes, sso
 from testgate.oauth.authorize import Request as AuthorizationRequest
 from testgate.store.tenancy import User
 
@@ -99,6 +99,7 @@ def login_page(
         client_name=client_name(auth),
         request_query=auth.query,
         csrf=browser.csrf_token(key, nonce, "login"),
+        sso=sso.login_link(request.app.state.settings.oauth.upstream, auth.query),
     )
     return _with_csrf(response, request, nonce, new)
 

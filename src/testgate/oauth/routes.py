@@ -11,6 +11,7 @@
     POST /oauth/register                                 RFC 7591 (when ``oauth.dynamic_registration``)
     POST /oauth/revoke                                   RFC 7009
     POST /oauth/consents/{consent_id}/revoke             a person revokes a consent
+    GET  /oauth/sso/start, GET /oauth/sso/callback       sign-in through the upstream OIDC provider (``sso_routes``)
 
 Discovery and the JSON endpoints answer any origin (CORS ``*``, no credentials): browser-based MCP clients
 need them, and none of them reads a cookie.
@@ -27,7 +28,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, request_response
 from starlette.types import ASGIApp
 
-from testgate.oauth import clients, context, endpoints, events, keys, metadata, revoke, token
+from testgate.oauth import clients, context, endpoints, events, keys, metadata, revoke, sso, sso_routes, token
 from testgate.oauth.errors import NO_STORE, OAuthError, error_response, on_oauth_error
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -110,6 +111,8 @@ def install(app: FastAPI) -> None:
         Route(metadata.AUTHORIZE, endpoints.consent_post, methods=["POST"]),
         Route("/oauth/login", endpoints.login_post, methods=["POST"]),
         Route("/oauth/consents/{consent_id}/revoke", endpoints.consent_revoke_post, methods=["POST"]),
+        Route(sso.START, sso_routes.start, methods=["GET"]),
+        Route(sso_routes.CALLBACK, sso_routes.callback, methods=["GET"]),
     ]
     # Before the catch-all mounts (the MCP app is mounted under /organizations/...).
     app.router.routes[0:0] = routes
