@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from testgate.access import tokens
-from testgate.cli.expiry import parse_expiry
+from testgate.access.tokens import parse_expiry
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
