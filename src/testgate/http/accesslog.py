@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.http import paths
+from testgate.http.observe import run_observed
 
 log = structlog.get_logger("testgate.http")
 
@@ -22,26 +21,18 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 0
+        await run_observed(self.app, scope, receive, send, _log, unanswered=0)
 
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
 
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            client = scope.get("client")
-            # Probes arrive every few seconds from the orchestrator: recorded, but below the default level.
-            emit = log.debug if scope.get("path") in paths.PROBES else log.info
-            emit(
-                "request",
-                method=scope.get("method"),
-                path=scope.get("path"),
-                status=status or None,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                client=client[0] if client else None,
-            )
+def _log(scope: Scope, status: int, seconds: float) -> None:
+    client = scope.get("client")
+    # Probes arrive every few seconds from the orchestrator: recorded, but below the default level.
+    emit = log.debug if scope.get("path") in paths.PROBES else log.info
+    emit(
+        "request",
+        method=scope.get("method"),
+        path=scope.get("path"),
+        status=status or None,
+        duration_ms=round(seconds * 1000, 1),
+        client=client[0] if client else None,
+    )

@@ -14,12 +14,12 @@ The instruments live in prometheus_client's process-wide registry: one server pr
 from __future__ import annotations
 
 import re
-import time
 
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.http import paths
+from testgate.http.observe import run_observed
 
 REQUESTS = Counter("testgate_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -73,20 +73,12 @@ class Metrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
+        await run_observed(self.app, scope, receive, send, _count, unanswered=500)
 
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
 
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            method, route = scope.get("method", ""), route_of(scope)
-            REQUESTS.labels(method, route, str(status)).inc()
-            LATENCY.labels(method, route).observe(time.perf_counter() - started)
-            if status in _DENIALS:
-                DENIED.labels(_DENIALS[status]).inc()
+def _count(scope: Scope, status: int, seconds: float) -> None:
+    method, route = scope.get("method", ""), route_of(scope)
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(method, route).observe(seconds)
+    if status in _DENIALS:
+        DENIED.labels(_DENIALS[status]).inc()
