@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from testgate.access.principal import Principal, local_owner
-from testgate.config import RunnerSettings, Settings
+from testgate.config import ArtifactSettings, RunnerSettings, Settings
 from testgate.http.settings import HttpSettings
 from testgate.operations.context import Call
 from testgate.platform import tenancy
@@ -65,8 +69,6 @@ def call(owner: Principal) -> Call:
 
 async def _postgres_database() -> str:
     """Create a throwaway database on the PostgreSQL service and return its URL."""
-    import secrets
-
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -116,3 +118,66 @@ async def backend_platform(request: pytest.FixtureRequest, tmp_path: Path) -> As
         await db.dispose()
         if url is not None:
             await _drop_postgres_database(url)
+
+
+S3_KEY_ID, S3_SECRET = "testgate-test", "testgate-test-secret"
+
+
+@dataclass(frozen=True)
+class S3:
+    """A bucket of its own on the session's S3-compatible server (moto's, spoken to over real HTTP)."""
+
+    endpoint_url: str
+    bucket: str
+    prefix: str = "runs"
+
+    def settings(self, **overrides: Any) -> ArtifactSettings:
+        values: dict[str, Any] = {
+            "store": "s3",
+            "s3_bucket": self.bucket,
+            "s3_prefix": self.prefix,
+            "s3_endpoint_url": self.endpoint_url,
+            "s3_region": "us-east-1",
+            "s3_access_key_id": S3_KEY_ID,
+            "s3_secret_access_key": S3_SECRET,
+            "s3_addressing_style": "path",
+            **overrides,
+        }
+        return ArtifactSettings(**values)
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET, region_name="us-east-1"
+        ).client("s3", endpoint_url=self.endpoint_url)
+
+    def get(self, key: str) -> tuple[bytes, dict[str, str]]:
+        """The bytes and user metadata of the object at ``prefix/key``."""
+        answer = self.client().get_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")
+        return answer["Body"].read(), answer["Metadata"]
+
+    def keys(self) -> list[str]:
+        listed = self.client().list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 HTTP API on a free loopback port for the whole session (moto's threaded server)."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint: str) -> S3:
+    """A fresh bucket for one test."""
+    store = S3(s3_endpoint, f"tg-{secrets.token_hex(6)}")
+    store.client().create_bucket(Bucket=store.bucket)
+    return store

@@ -9,6 +9,7 @@
     ├── ConfirmationRequired (→ ConfirmationPending) / ConfirmationRefused   no "yes" (yet)
     ├── LimitExceeded       a size or count bound was hit
     ├── RunnerError         the executor could not start or control an execution
+    ├── StorageUnavailable  the artifact store could not be reached, or refused the request
     └── AuditFailure        the audit event could not be written, so the operation did not happen
 
 Services raise these; every transport converts them in exactly one place.
@@ -103,6 +104,11 @@ class LimitExceeded(TestgateError):
 @dataclass
 class RunnerError(TestgateError):
     code: ClassVar[str] = "runner_error"
+
+
+@dataclass
+class StorageUnavailable(TestgateError):
+    code: ClassVar[str] = "storage_unavailable"
 
 
 @dataclass

@@ -29,7 +29,7 @@ def _default(info: FieldInfo) -> str:
     if info.is_required():
         return "(required)"
     value = info.default
-    if value is None:
+    if value is None or value == "":
         return ""
     if isinstance(value, SecretStr):
         return "(secret)"

@@ -23,10 +23,11 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 from kombu.exceptions import OperationalError
+from pydantic import SecretStr
 from sqlalchemy import select
 from tests.conftest import _drop_postgres_database, _postgres_database, service_unavailable
 
-from testgate.config import CelerySettings, RunnerSettings, Settings
+from testgate.config import ArtifactSettings, CelerySettings, RunnerSettings, Settings
 from testgate.platform import executions, tenancy, workflows
 from testgate.platform.context import Platform
 from testgate.platform.executions import TERMINAL
@@ -64,6 +65,7 @@ class Deployment:
     key: str = field(default_factory=lambda: Fernet.generate_key().decode())
     on_lost: str = "requeue"
     redis: bool = False
+    artifacts: ArtifactSettings | None = None  # None: files in data_dir, which every process shares
 
     @property
     def transport_options(self) -> dict[str, Any]:
@@ -87,6 +89,11 @@ class Deployment:
         """One directory for the control plane and every worker, as a shared mount: artifacts live there."""
         return self.root / "shared"
 
+    @property
+    def worker_data_dir(self) -> Path:
+        """The workers' data directory: the shared one, or with artifacts in object storage one of their own."""
+        return self.data_dir if self.artifacts is None else self.root / "worker"
+
     def settings(self, **celery: Any) -> Settings:
         return Settings(
             data_dir=self.data_dir,
@@ -94,12 +101,13 @@ class Deployment:
             database_url=self.database_url,
             runner=RunnerSettings(heartbeat_seconds=HEARTBEAT, kill_grace_seconds=1.0),
             celery=self.celery(**celery),
+            artifacts=self.artifacts or ArtifactSettings(),
         )
 
     def worker_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")}
         env.update(
-            TESTGATE_DATA_DIR=str(self.data_dir),
+            TESTGATE_DATA_DIR=str(self.worker_data_dir),
             TESTGATE_DATABASE_URL=self.database_url,
             TESTGATE_RUNNER__HEARTBEAT_SECONDS=str(HEARTBEAT),
             TESTGATE_RUNNER__KILL_GRACE_SECONDS="1",
@@ -112,6 +120,9 @@ class Deployment:
         )
         if self.redis:
             env["TESTGATE_CELERY__NOTIFY_URL"] = REDIS_URL
+        for name, value in (self.artifacts.model_dump(exclude_none=True) if self.artifacts else {}).items():
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            env[f"TESTGATE_ARTIFACTS__{name.upper()}"] = str(plain)
         return env
 
 

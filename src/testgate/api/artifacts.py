@@ -1,18 +1,25 @@
-"""One artifact over REST: a bounded JSON read (line range, grep), or the whole file as a download."""
+"""One artifact over REST: a bounded JSON read (line range, grep), or the whole file as a download.
+
+A download of a file in the filesystem store is a ``FileResponse`` (ranges, validators); one in object
+storage streams the object through, a chunk at a time.
+"""
 
 from __future__ import annotations
 
 import unicodedata
+from pathlib import Path as LocalPath
 from pathlib import PurePosixPath
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, Path, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from testgate.api.context import dispatch_as, platform_of, rest_call
 from testgate.api.routing import env_router
 from testgate.operations.context import Call
 from testgate.platform import artifacts, executions, tenancy
+from testgate.platform.artifact_store import ObjectStream
 from testgate.platform.artifacts import ArtifactContent
 from testgate.platform.context import Platform
 
@@ -35,14 +42,21 @@ def download_name(path: str) -> str:
     return cleaned or "artifact"
 
 
-async def _stored(platform: Platform, call: Call, ref: str, path: str) -> tuple[str, str]:
-    """The stored file and media type of an artifact the caller was just authorized to read."""
+def attachment(name: str, size: int) -> dict[str, str]:
+    """Content-Disposition (RFC 6266, RFC 5987 for a non-ASCII name) and Content-Length of a streamed file."""
+    quoted = quote(name)
+    disposition = f'attachment; filename="{name}"' if quoted == name else f"attachment; filename*=utf-8''{quoted}"
+    return {"Content-Disposition": disposition, "Content-Length": str(size)}
+
+
+async def _stored(platform: Platform, call: Call, ref: str, path: str) -> tuple[LocalPath | ObjectStream, str]:
+    """The stored bytes and media type of an artifact the caller was just authorized to read."""
     async with platform.db.session() as session:
         org = await tenancy.organization_by_slug(session, call.organization)
         env = await tenancy.environment_by_slug(session, org, call.environment or "")
         execution = await executions.get(session, env, ref)
         row = await artifacts.artifact_row(session, execution.id, path)
-    return str(artifacts.open_artifact(platform, row)), row.media_type
+    return await artifacts.download(platform, row), row.media_type
 
 
 @router.get(
@@ -83,6 +97,9 @@ async def _file(platform: Platform, call: Call, ref: str, path: str) -> Response
         "Content-Security-Policy": "sandbox; default-src 'none'",
         "Cache-Control": "private, no-store",
     }
+    if isinstance(stored, ObjectStream):
+        headers |= attachment(download_name(path), stored.size)
+        return StreamingResponse(stored.chunks, media_type=media_type, headers=headers)
     return FileResponse(
         stored,
         media_type=media_type,

@@ -9,6 +9,7 @@
     ConfirmationRefused    409  confirmation-refused
     LimitExceeded          413  limit-exceeded
     RunnerError            503  runner-unavailable
+    StorageUnavailable     503  storage-unavailable
     AuditFailure           503  audit-unavailable
     request validation     422  invalid-input; a body that is not JSON at all: 400 malformed-body
     HTTPException          its status (unknown route 404, wrong method 405, ...)
@@ -43,6 +44,7 @@ from testgate.errors import (
     NotFound,
     PermissionDenied,
     RunnerError,
+    StorageUnavailable,
     TestgateError,
     Unauthenticated,
 )
@@ -70,6 +72,7 @@ _KINDS: dict[type[TestgateError], tuple[int, str, str]] = {
     ConfirmationRefused: (409, "confirmation-refused", "Confirmation refused"),
     LimitExceeded: (413, "limit-exceeded", "Limit exceeded"),
     RunnerError: (503, "runner-unavailable", "Runner unavailable"),
+    StorageUnavailable: (503, "storage-unavailable", "Artifact storage unavailable"),
     AuditFailure: (503, "audit-unavailable", "Audit unavailable"),
 }
 

@@ -1,8 +1,10 @@
 """Artifacts: files a run keeps from its workspace, copied into storage, listed and read back.
 
 Collecting never reads through a link out of the workspace (CWE-59, see ``globs``) and is bounded per
-file, in total and in count. Reading looks the path up among the execution's artifact rows — a caller's
-path is never opened as given — and the storage path must stay inside the artifacts directory (CWE-22).
+file, in total and in count. Storage is the ``artifact_store`` the settings choose (a directory, or an
+S3-compatible bucket); a file the store fails to take is a problem line, never a row. Reading looks the
+path up among the execution's artifact rows — a caller's path is never opened as given — and the
+filesystem store keeps every storage path inside its directory (CWE-22).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import codecs
 import hashlib
+import io
 import mimetypes
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +27,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.config import Settings
-from testgate.errors import LimitExceeded, NotFound, TestgateError
+from testgate.errors import LimitExceeded, NotFound, StorageUnavailable, TestgateError
 from testgate.platform import globs
-from testgate.platform.textread import TextRead, read_text
+from testgate.platform.artifact_store import ArtifactStore, Missing, ObjectStream
+from testgate.platform.artifact_store.filesystem import FileStore
+from testgate.platform.textread import TextQuery, TextRead
 from testgate.store.executions import ArtifactRow, ExecutionRow
 
 if TYPE_CHECKING:
@@ -67,7 +73,7 @@ async def collect(platform: Platform, execution_id: str, workspace: Path, patter
             raise NotFound(f"execution {execution_id!r} not found")
         existing, budget = await _budget(session, platform.settings, execution_id)
     copied, problems = await asyncio.to_thread(
-        _collect_files, platform.settings, execution_id, workspace, patterns, existing, budget
+        _collect_files, platform, execution_id, workspace, patterns, existing, budget
     )
     rows = [
         ArtifactRow(
@@ -99,7 +105,7 @@ async def _budget(session: AsyncSession, settings: Settings, execution_id: str) 
 
 
 def _collect_files(
-    settings: Settings,
+    platform: Platform,
     execution_id: str,
     workspace: Path,
     patterns: Sequence[str],
@@ -112,12 +118,18 @@ def _collect_files(
         problems.append(f"no artifact matched {', '.join(patterns)}")
     left = budget.bytes
     copied: list[_Copied] = []
-    for found in scan.found:
+    for index, found in enumerate(scan.found):
         if found.relative in existing:
             problems.append(f"{found.relative}: already kept for this execution; skipped")
             continue
         try:
-            item = _copy(settings, execution_id, workspace, found, left)
+            item = _copy(platform, execution_id, workspace, found, left)
+        except StorageUnavailable as exc:
+            problems.append(f"{found.relative}: not stored: {exc}")
+            # The store is down or refusing writes: every further file would wait out the same retries.
+            if rest := len(scan.found) - index - 1:
+                problems.append(f"{rest} more file(s) not stored: the artifact store failed")
+            break
         except TestgateError as exc:
             problems.append(str(exc))
             continue
@@ -129,32 +141,26 @@ def _collect_files(
     return copied, problems
 
 
-def _copy(settings: Settings, execution_id: str, workspace: Path, found: globs.Found, left: int) -> _Copied:
-    """Copy one file into ``artifacts_dir/<execution>/<path>``, hashing and sniffing it on the way."""
+def _copy(platform: Platform, execution_id: str, workspace: Path, found: globs.Found, left: int) -> _Copied:
+    """Stream one file into the store at ``<execution>/<path>``, hashing, sniffing and bounding it on the way."""
     rel = found.relative
     if len(rel) > MAX_PATH:
         raise LimitExceeded(f"{rel[:80]}…: the path is longer than {MAX_PATH} characters; skipped")
-    per_file = settings.runner.max_artifact_bytes
+    per_file = platform.settings.runner.max_artifact_bytes
+    key = f"{execution_id}/{rel}"
     with globs.open_inside(workspace, found) as source:
         _check_size(rel, os.fstat(source.fileno()).st_size, per_file, left)
-        parts = rel.split("/")
-        target = _make_dirs(settings.artifacts_dir / execution_id, parts[:-1]) / parts[-1]
         digest, head, size = hashlib.sha256(), b"", 0
-        target.unlink(missing_ok=True)  # a leftover of an interrupted collect, never a kept artifact
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with open(fd, "wb") as out:
-                while chunk := source.read(_CHUNK):
-                    size += len(chunk)
-                    _check_size(rel, size, per_file, left)  # the file may grow while it is copied
-                    head += chunk[: max(0, SNIFF_BYTES - len(head))]
-                    digest.update(chunk)
-                    out.write(chunk)
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
+        with platform.artifact_store.writer(key) as out:
+            while chunk := source.read(_CHUNK):
+                size += len(chunk)
+                _check_size(rel, size, per_file, left)  # the file may grow while it is copied
+                head += chunk[: max(0, SNIFF_BYTES - len(head))]
+                digest.update(chunk)
+                out.write(chunk)
+            out.commit(digest.hexdigest())
     is_text = looks_like_text(head)
-    return _Copied(rel, size, digest.hexdigest(), media_type(rel, is_text), is_text, f"{execution_id}/{rel}")
+    return _Copied(rel, size, digest.hexdigest(), media_type(rel, is_text), is_text, key)
 
 
 def _check_size(rel: str, size: int, per_file: int, left: int) -> None:
@@ -162,17 +168,6 @@ def _check_size(rel: str, size: int, per_file: int, left: int) -> None:
         raise LimitExceeded(f"{rel}: larger than the artifact limit of {per_file} bytes; skipped")
     if size > left:
         raise LimitExceeded(f"{rel}: would pass the limit on all artifacts of this execution; skipped")
-
-
-def _make_dirs(root: Path, parts: Sequence[str]) -> Path:
-    """``root`` and ``parts`` below it, each created owner-only (``mkdir -p`` would use the umask)."""
-    root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    root.mkdir(exist_ok=True, mode=0o700)
-    path = root
-    for part in parts:
-        path = path / part
-        path.mkdir(exist_ok=True, mode=0o700)
-    return path
 
 
 def looks_like_text(head: bytes) -> bool:
@@ -245,14 +240,27 @@ async def artifact_row(session: AsyncSession, execution_id: str, path: str) -> A
 
 
 def open_artifact(platform: Platform, row: ArtifactRow) -> Path:
-    """The stored file of ``row`` (for downloads), checked to be inside the artifacts directory."""
-    root = os.path.realpath(platform.settings.artifacts_dir)
-    path = os.path.realpath(os.path.join(root, row.storage_key))
-    if path == root or not globs.is_inside(path, root):
-        raise NotFound(f"artifact {row.path!r} has no valid storage path")
-    if not os.path.isfile(path):
-        raise NotFound(f"artifact {row.path!r} is missing from storage")
-    return Path(path)
+    """The stored file of ``row`` in the filesystem store, checked to be inside its directory."""
+    store = platform.artifact_store
+    if not isinstance(store, FileStore):
+        raise TypeError("artifacts are not stored as local files; use download()")
+    with _about(row):
+        return store.path_of(row.storage_key)
+
+
+async def download(platform: Platform, row: ArtifactRow) -> Path | ObjectStream:
+    """The stored bytes of ``row`` to send whole: a local file, or an open stream from object storage."""
+    with _about(row):
+        return await platform.artifact_store.download(row.storage_key)
+
+
+@contextmanager
+def _about(row: ArtifactRow) -> Iterator[None]:
+    """A key the store lacks is the row's artifact not found."""
+    try:
+        yield
+    except Missing as exc:
+        raise NotFound(f"artifact {row.path!r} {exc}") from None
 
 
 async def read_artifact(
@@ -270,20 +278,20 @@ async def read_artifact(
 ) -> ArtifactContent:
     """A bounded read of a text artifact: a line range and/or grep with context; binaries are not read."""
     row = await artifact_row(session, execution_id, path)
-    stored = open_artifact(platform, row)
-    if not row.is_text:
+    query = TextQuery(start_line, end_line, grep, context, max_matches, max_bytes)
+    read = await asyncio.to_thread(_read, platform.artifact_store, row, query)
+    if read is None:
         return _content(row, None, binary=True, message=f"binary file ({row.media_type}); download it instead")
-    read = await asyncio.to_thread(
-        read_text,
-        stored,
-        start_line=start_line,
-        end_line=end_line,
-        grep=grep,
-        context=context,
-        max_matches=max_matches,
-        max_bytes=max_bytes,
-    )
     return _content(row, read)
+
+
+def _read(store: ArtifactStore, row: ArtifactRow, query: TextQuery) -> TextRead | None:
+    """The query over the stored bytes, streamed (only what the answer needs is fetched); None for a binary."""
+    with _about(row), store.reader(row.storage_key) as stored:
+        if not row.is_text:
+            return None  # opened only to tell a missing file from a binary one
+        with io.TextIOWrapper(stored, encoding="utf-8", errors="replace") as text:
+            return query.read(text)
 
 
 def _content(row: ArtifactRow, read: TextRead | None, *, binary: bool = False, message: str = "") -> ArtifactContent:

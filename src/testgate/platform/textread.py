@@ -40,16 +40,41 @@ def read_text(
     max_bytes: int = 64_000,
 ) -> TextRead:
     """Lines ``start_line``..``end_line`` (1-based, inclusive), or within them the lines around ``grep``."""
-    start = 1 if start_line is None else start_line
-    if start < 1 or (end_line is not None and end_line < start):
-        raise InvalidInput(f"the line range {start}..{end_line} is not valid (lines count from 1)")
-    regex = compile_grep(grep) if grep else None
-    out = _Output(max(1, max_bytes))
+    query = TextQuery(start_line, end_line, grep, context, max_matches, max_bytes)
     with path.open(encoding="utf-8", errors="replace") as handle:
+        return query.read(handle)
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """What to read, checked when made (before any storage is opened); ``read`` runs it over a stream."""
+
+    start_line: int | None = None
+    end_line: int | None = None
+    grep: str | None = None
+    context: int = 0
+    max_matches: int = 50
+    max_bytes: int = 64_000
+
+    def __post_init__(self) -> None:
+        start = self.start
+        if start < 1 or (self.end_line is not None and self.end_line < start):
+            raise InvalidInput(f"the line range {start}..{self.end_line} is not valid (lines count from 1)")
+        if self.grep:
+            compile_grep(self.grep)
+
+    @property
+    def start(self) -> int:
+        return 1 if self.start_line is None else self.start_line
+
+    def read(self, handle: TextIO) -> TextRead:
+        """The answer, reading ``handle`` only as far as it needs."""
+        out = _Output(max(1, self.max_bytes))
         lines = numbered(handle)
-        if regex is None:
-            return _read_range(lines, start, end_line, out)
-        return _Grep(regex, max(0, context), max(1, max_matches), out).run(lines, start, end_line)
+        if not self.grep:
+            return _read_range(lines, self.start, self.end_line, out)
+        grep = _Grep(compile_grep(self.grep), max(0, self.context), max(1, self.max_matches), out)
+        return grep.run(lines, self.start, self.end_line)
 
 
 def compile_grep(pattern: str) -> re.Pattern[str]:

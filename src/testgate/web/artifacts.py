@@ -5,6 +5,7 @@
 
 Authorization and the audit event come from dispatching ``artifact.read``; only then is the stored file
 opened. A download is an attachment in a sandbox, so an HTML or SVG artifact never runs as this origin.
+A file in object storage streams through, a chunk at a time.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 
 from testgate.platform import artifacts, executions, tenancy
+from testgate.platform.artifact_store import ObjectStream
 from testgate.platform.artifacts import ArtifactContent
 from testgate.web.context import Console, console_of
 from testgate.web.routing import ConsoleRoute
@@ -38,14 +40,24 @@ def download_name(path: str) -> str:
     return cleaned or "artifact"
 
 
-async def _download(c: Console, ref: str, path: str) -> FileResponse:
+def attachment(name: str, size: int) -> dict[str, str]:
+    """Content-Disposition (RFC 6266, RFC 5987 for a non-ASCII name) and Content-Length of a streamed file."""
+    quoted = quote(name)
+    disposition = f'attachment; filename="{name}"' if quoted == name else f"attachment; filename*=utf-8''{quoted}"
+    return {"Content-Disposition": disposition, "Content-Length": str(size)}
+
+
+async def _download(c: Console, ref: str, path: str) -> Response:
     """The stored file of an artifact ``c`` was just authorized to read."""
     async with c.platform.db.session() as session:
         org = await tenancy.organization_by_slug(session, c.org)
         env = await tenancy.environment_by_slug(session, org, c.env.slug)
         execution = await executions.get(session, env, ref)
         row = await artifacts.artifact_row(session, execution.id, path)
-    stored = artifacts.open_artifact(c.platform, row)
+    stored = await artifacts.download(c.platform, row)
+    if isinstance(stored, ObjectStream):
+        headers = DOWNLOAD_HEADERS | attachment(download_name(path), stored.size)
+        return StreamingResponse(stored.chunks, media_type=row.media_type, headers=headers)
     return FileResponse(
         stored,
         media_type=row.media_type,

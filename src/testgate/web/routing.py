@@ -7,6 +7,7 @@ InvalidInput           422 page naming each field
 Conflict, Confirmation 409 page
 LimitExceeded          413 page
 RunnerError, Audit…    503 page
+StorageUnavailable     503 page
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from testgate.errors import (
     NotFound,
     PermissionDenied,
     RunnerError,
+    StorageUnavailable,
     TestgateError,
     Unauthenticated,
 )
@@ -44,6 +46,7 @@ _KINDS: list[tuple[type[TestgateError], int, str]] = [
     (Conflict, 409, "Conflict"),
     (LimitExceeded, 413, "Too large"),
     (RunnerError, 503, "Runner unavailable"),
+    (StorageUnavailable, 503, "Artifact storage unavailable"),
     (AuditFailure, 503, "Audit unavailable"),
 ]
 
