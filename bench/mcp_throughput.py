@@ -1,16 +1,19 @@
-"""MCP tool-call throughput: testgate's full stack against a bare ``MCPServer``, side by side, with wrk.
+"""MCP tool-call throughput: testgate's full stack against two bare ``MCPServer`` baselines, side by side, with wrk.
 
     .venv/bin/python -m bench.mcp_throughput [--duration 10] [--connections 1,16,64] [--write docs/performance.md]
 
-One run starts two servers as subprocesses on free loopback ports, with the same uvicorn settings:
+One run starts three servers as subprocesses on free loopback ports, with the same uvicorn settings:
 
 - testgate: ``create_app`` on a fresh SQLite data directory - bearer token verification, environment
   check, RBAC, dispatch, audit event - answering ``get_execution`` for a finished execution, called with
   a member token holding ``read`` in the environment;
-- bare: an ``mcp`` ``MCPServer`` whose ``get_execution`` returns the very dict testgate answered, with
-  no authentication, authorization or audit.
+- store: an ``mcp`` ``MCPServer`` whose ``get_execution`` runs testgate's own handler (the same reads of
+  the same SQLite file) with no authentication, authorization or audit: the equivalent tool without
+  security, so testgate/store is the price of authentication, RBAC and audit;
+- bare: an ``MCPServer`` whose ``get_execution`` returns the very dict testgate answered, with no
+  database at all: the ceiling of the SDK and uvicorn on this machine.
 
-Both use the SDK's default response mode (``json_response=False``: SSE answers to 2025-era POSTs). For
+All use the SDK's default response mode (``json_response=False``: SSE answers to 2025-era POSTs). For
 each protocol era (2025-11-25 with one session per connection, opened beforehand; 2026-07-28 stateless)
 and each connection count, wrk (``bench/mcp_call.lua``) runs a warm-up and then a measured round against
 each server in turn. Every request carries its own JSON-RPC id and every answer is checked; a round with
@@ -42,7 +45,7 @@ import httpx
 
 ORG, ENV = "bench", "dev"
 ERAS = ("2025-11-25", "2026-07-28")
-SERVERS = ("bare", "testgate")
+SERVERS = ("bare", "store", "testgate")
 LUA = Path(__file__).with_name("mcp_call.lua")
 WORKFLOW = "kind: TestWorkflow\nmetadata: {name: smoke}\nspec:\n  steps:\n    - {name: unit, shell: 'echo ok'}\n"
 UVICORN: dict[str, Any] = {
@@ -89,6 +92,40 @@ def _serve_bare(port: int, detail_file: Path) -> None:
     def get_execution(id: str) -> dict[str, Any]:
         """Get one execution (a fixed answer)."""
         return detail
+
+    uvicorn.run(server.streamable_http_app(json_response=False), port=port, **UVICORN)
+
+
+def _serve_store(port: int, data_dir: Path) -> None:
+    """An ``MCPServer`` whose ``get_execution`` runs testgate's own handler on the same store, unguarded."""
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+
+    from testgate.access.principal import Principal, Role
+    from testgate.config import Settings
+    from testgate.operations.context import Call, OpContext
+    from testgate.operations.executions import ExecutionIn, get_execution
+    from testgate.platform import tenancy
+    from testgate.platform.context import Platform
+    from testgate.store.db import Database, create_engine
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings(data_dir=data_dir, default_organization=ORG, log_level="WARNING")
+    platform = Platform(settings=settings, db=Database(create_engine(settings.effective_database_url)))
+    nobody = Principal("local", "bench", "bench", "", Role.ADMIN)
+    scope: dict[str, Any] = {}
+    server = MCPServer("store", log_level="WARNING")
+
+    @server.tool(name="get_execution")
+    async def get_execution_tool(id: str) -> dict[str, Any]:
+        """Get one execution from the store (no authentication, authorization or audit)."""
+        async with platform.db.session(write=False) as session:
+            if not scope:
+                org = await tenancy.organization_by_slug(session, ORG)
+                scope.update(org=org, env=await tenancy.environment_by_slug(session, org, ENV))
+            ctx = OpContext(platform, Call(nobody, ORG, ENV), scope["org"], scope["env"], session)
+            found = await get_execution.handler(ctx, ExecutionIn(id=id))
+        return found.model_dump(mode="json")
 
     uvicorn.run(server.streamable_http_app(json_response=False), port=port, **UVICORN)
 
@@ -400,18 +437,20 @@ def _stall(seconds: float | None) -> str:
 def table(results: Results, stalls: Stalls, levels: list[int]) -> str:
     """The results as a markdown table: one row per era and connection count."""
     rows = [
-        "| era | conn. | bare calls/s | testgate calls/s | testgate/bare | bare p50 / p99 ms "
-        "| testgate p50 / p99 ms | testgate failed calls | testgate stall after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| era | conn. | bare calls/s | store calls/s | testgate calls/s | testgate/store | testgate/bare "
+        "| bare p50 / p99 ms | store p50 / p99 ms | testgate p50 / p99 ms | testgate failed calls "
+        "| testgate stall after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for era in ERAS:
         for connections in levels:
             key = (era, connections, "testgate")
-            bare, full = results[(era, connections, "bare")], results[key]
-            ratio = full.calls_per_second / bare.calls_per_second
+            bare, store, full = (results[(era, connections, name)] for name in ("bare", "store", "testgate"))
             rows.append(
-                f"| {era} | {connections} | {bare.calls_per_second:,.0f} | {full.calls_per_second:,.0f} "
-                f"| {ratio:.2f}x | {bare.p50_ms:.1f} / {bare.p99_ms:.1f} | {full.p50_ms:.1f} / {full.p99_ms:.1f} "
+                f"| {era} | {connections} | {bare.calls_per_second:,.0f} | {store.calls_per_second:,.0f} "
+                f"| {full.calls_per_second:,.0f} | {full.calls_per_second / store.calls_per_second:.2f}x "
+                f"| {full.calls_per_second / bare.calls_per_second:.2f}x | {bare.p50_ms:.1f} / {bare.p99_ms:.1f} "
+                f"| {store.p50_ms:.1f} / {store.p99_ms:.1f} | {full.p50_ms:.1f} / {full.p99_ms:.1f} "
                 f"| {full.failed} of {full.requests} | {_stall(stalls[key])} |"
             )
     return "\n".join(rows)
@@ -436,8 +475,8 @@ def report(results: Results, stalls: Stalls, levels: list[int], started: str) ->
         f"on the calls in flight); a server silent for {STALL_LIMIT:g} s is restarted. Each round starts after",
         "the server answers again.",
     ]
-    if any(r.failed for (_, _, name), r in results.items() if name == "bare"):
-        lines += ["", "The bare server failed calls too: its numbers are not a valid baseline."]
+    if any(r.failed for (_, _, name), r in results.items() if name != "testgate"):
+        lines += ["", "A baseline server failed calls too: its numbers are not a valid baseline."]
     return "\n".join(lines)
 
 
@@ -473,6 +512,8 @@ def run(args: argparse.Namespace) -> None:
             detail.write_text(json.dumps(_get_execution(servers["testgate"], execution)))
             servers["bare"] = _start("bare", "/mcp", None, root, "--detail", str(detail))
             assert _get_execution(servers["bare"], execution)["id"] == execution
+            servers["store"] = _start("store", "/mcp", None, root, "--data-dir", str(root / "testgate"))
+            assert _get_execution(servers["store"], execution)["id"] == execution
             bench = Bench({name: servers[name] for name in SERVERS}, execution, root)
             results, stalls = measure(bench, levels, args.duration, args.warmup)
         finally:
@@ -498,6 +539,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve == "testgate":
         _serve_testgate(args.port, args.data_dir)
+    elif args.serve == "store":
+        _serve_store(args.port, args.data_dir)
     elif args.serve == "bare":
         _serve_bare(args.port, args.detail)
     else:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -78,6 +78,53 @@ class CelerySettings(BaseModel):
     )
 
 
+class ArtifactSettings(BaseModel):
+    """Where kept artifacts live: a directory (shared by every machine with workers), or an S3 bucket."""
+
+    store: Literal["filesystem", "s3"] = Field(
+        default="filesystem", description="filesystem: a directory (path); s3: S3-compatible object storage"
+    )
+    path: Path | None = Field(
+        default=None,
+        description="the filesystem store's directory (a shared mount with workers); default data_dir/artifacts",
+    )
+    s3_bucket: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9.\-_]{1,255}$", description="the bucket; required for store=s3"
+    )
+    s3_prefix: str = Field(
+        default="", max_length=200, description="key prefix inside the bucket: objects are `prefix/execution id/path`"
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="http(s)://host:port of MinIO, Ceph RGW, R2…; unset: AWS S3 of s3_region",
+    )
+    s3_region: str | None = Field(default=None, description="region name; unset: the AWS SDK's default chain")
+    s3_access_key_id: SecretStr | None = Field(
+        default=None, description="with s3_secret_access_key; unset: the AWS SDK's chain (environment, role)"
+    )
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="the secret of s3_access_key_id")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto", description="path: endpoint/bucket/key (MinIO, Ceph); virtual: bucket.endpoint/key"
+    )
+    s3_ca_bundle: Path | None = Field(
+        default=None, description="CA certificates (PEM) to verify the endpoint with instead of the system's"
+    )
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+    @model_validator(mode="after")
+    def _complete(self) -> ArtifactSettings:
+        if self.store == "s3" and not self.s3_bucket:
+            raise ValueError("store=s3 needs a bucket: set TESTGATE_ARTIFACTS__S3_BUCKET")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both s3_access_key_id and s3_secret_access_key, or neither")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything testgate is configured by. ``TESTGATE_RUNNER__CONCURRENCY=8`` sets a nested field."""
 
@@ -99,6 +146,13 @@ class Settings(BaseSettings):
         description="postgresql://… (scale-out); unset: SQLite in the data directory",
     )
     database_echo: bool = Field(default=False, description="log every SQL statement")
+    access_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="how long a verified token and a resolved environment are reused; every change to "
+        "access made through testgate ends them at once (0: verify every request against the store)",
+    )
     host: str = Field(default="127.0.0.1", description="address testgate serve listens on")
     port: int = Field(default=8080, ge=0, le=65535, description="port testgate serve listens on")
     public_url: str | None = Field(default=None, description="the URL people and agents reach this server at")
@@ -114,6 +168,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     redis_url: SecretStr | None = Field(
@@ -173,7 +228,8 @@ class Settings(BaseSettings):
 
     @property
     def artifacts_dir(self) -> Path:
-        return self.data_dir / "artifacts"
+        """The filesystem store's directory."""
+        return self.artifacts.path.expanduser() if self.artifacts.path else self.data_dir / "artifacts"
 
 
 class SecretFiles(PydanticBaseSettingsSource):

@@ -33,6 +33,7 @@ async def open_platform(settings: Settings, *, executor: bool = True) -> AsyncIt
     platform = Platform(settings=settings, db=db, events=shared or Events())
     try:
         await upgrade(db.engine)
+        await db.access.listen()
         if shared is not None:
             await shared.start()
         if executor:
@@ -44,6 +45,7 @@ async def open_platform(settings: Settings, *, executor: bool = True) -> AsyncIt
             await platform.executor.close()
         if shared is not None:
             await shared.close()
+        await platform.audit.close()
         await db.dispose()
 
 

@@ -269,6 +269,15 @@ async def authenticate(
     MUST raise ``Unauthenticated`` if the token is malformed or unknown, and ``TokenRejected`` if it is
     expired, revoked, a rotated-out secret past its grace period, or its creator lost access.
     """
+    return (await authenticate_until(session, token, source=source, now=now))[0]
+
+
+async def authenticate_until(
+    session: AsyncSession, token: str, *, source: str | None = None, now: datetime | None = None
+) -> tuple[Principal, datetime]:
+    """``authenticate``, and until when the answer may be reused for ``source`` if access does not change:
+    the token's expiry, the end of a rotated-out secret's grace, or when its next use must be recorded.
+    """
     if not well_formed(token):
         raise Unauthenticated("the token is malformed")
     hashed = digest(token)
@@ -290,7 +299,12 @@ async def authenticate(
     creator_role, creator_grants = bounds
     if _stale_use(row, moment, source):
         row.last_used_at, row.last_used_from = moment, source
-    return _principal(row, creator_role, creator_grants)
+    assert row.last_used_at is not None
+    ends = [row.last_used_at + LAST_USE_RESOLUTION]
+    ends += [t for t in (row.expires_at, row.revoked_at) if t is not None]
+    if row.secret_hash != hashed and row.previous_valid_until is not None:
+        ends.append(row.previous_valid_until)
+    return _principal(row, creator_role, creator_grants), min(ends)
 
 
 LAST_USE_RESOLUTION = timedelta(minutes=1)

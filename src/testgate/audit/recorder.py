@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.audit.formats import StoredEvent
@@ -155,11 +155,44 @@ async def record(session: AsyncSession, event: Event, *, sink: FileSink | None =
     Secrets MUST NOT reach the chain: secret-named arguments are masked, and token-shaped or registered
     secret values are scrubbed from arguments and reason. ``sink`` gets the event once it commits.
     """
-    # Serialize appends per organization: lock its row, then read the chain's head in a new snapshot.
-    await session.execute(select(Organization.id).where(Organization.id == event.organization_id).with_for_update())
-    last_seq, prev = await head(session, event.organization_id)
+    return (await record_many(session, [event], sink=sink))[0]
+
+
+async def record_many(
+    session: AsyncSession, events: Sequence[Event], *, sink: FileSink | None = None
+) -> list[AuditEventRow]:
+    """Append ``events``, in order, to their organizations' chains inside ``session``'s transaction.
+
+    The rows go in with one INSERT statement (the returned rows are not attached to ``session``).
+    """
+    heads: dict[str, tuple[int, str]] = {}
+    rows: list[AuditEventRow] = []
+    # SQLite's write transaction already excludes every other writer (and has no row locks).
+    lock = session.get_bind().dialect.name != "sqlite"
+    for event in events:
+        org = event.organization_id
+        if org not in heads:
+            if lock:
+                # Serialize appends per organization: lock its row, then read the chain's head in a new snapshot.
+                await session.execute(select(Organization.id).where(Organization.id == org).with_for_update())
+            heads[org] = await head(session, org)
+        last_seq, prev = heads[org]
+        row = _row(event, last_seq + 1, prev)
+        heads[org] = (row.seq, row.hash)
+        rows.append(row)
+    await session.execute(insert(AuditEventRow), [{name: getattr(r, name) for name in _COLUMNS} for r in rows])
+    if sink is not None:
+        for row in rows:
+            sink.attach(session, row)
+    return rows
+
+
+_COLUMNS = (*CHAINED_COLUMNS, "hash")
+
+
+def _row(event: Event, seq: int, prev: str) -> AuditEventRow:
     row = AuditEventRow(
-        seq=last_seq + 1,
+        seq=seq,
         event_id=new_id(),
         time=utcnow(),
         organization_id=event.organization_id,
@@ -181,8 +214,4 @@ async def record(session: AsyncSession, event: Event, *, sink: FileSink | None =
         hash="",
     )
     row.hash = hashlib.sha256(canonical(row)).hexdigest()
-    session.add(row)
-    await session.flush()
-    if sink is not None:
-        sink.attach(session, row)
     return row

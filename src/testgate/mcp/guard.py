@@ -62,13 +62,12 @@ def bearer_token(request: Request) -> str | None:
 
 async def visible(platform: PlatformRef, principal: Principal, org_slug: str, env_slug: str) -> bool:
     """The environment exists in the principal's organization and the principal holds a permission there."""
-    async with platform().db.session() as session:
-        try:
-            org = await tenancy.organization_by_slug(session, org_slug)
-            env = await tenancy.environment_by_slug(session, org, env_slug)
-        except NotFound:
-            return False
-    return org.id == principal.organization_id and principal.permission_in(env.id) > Permission.NONE
+    current = platform()
+    try:
+        org_id, env_id = await tenancy.environment_ids(current.db, current.scopes, org_slug, env_slug)
+    except NotFound:
+        return False
+    return org_id == principal.organization_id and principal.permission_in(env_id) > Permission.NONE
 
 
 def session_owner(caller: Caller, resource: str) -> AuthenticatedUser:

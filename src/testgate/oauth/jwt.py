@@ -14,7 +14,7 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from joserfc import jwt
@@ -128,7 +128,15 @@ async def verified_claims(session: AsyncSession, settings: Settings, token: str,
 
 async def authenticate(session: AsyncSession, settings: Settings, token: str, *, resource: str) -> Principal:
     """The principal behind an access token presented to ``resource``."""
+    return (await authenticate_until(session, settings, token, resource=resource))[0]
+
+
+async def authenticate_until(
+    session: AsyncSession, settings: Settings, token: str, *, resource: str
+) -> tuple[Principal, datetime]:
+    """``authenticate``, and the token's expiry: the answer may be reused until then if access does not change."""
     claims = await verified_claims(session, settings, token, resource)
+    expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
     target = parse_resource(settings, resource)
     org = await session.get(Organization, str(claims.get("org")))
     env = await session.get(Environment, str(claims.get("env")))
@@ -145,7 +153,7 @@ async def authenticate(session: AsyncSession, settings: Settings, token: str, *,
         raise Unauthenticated("the access token's user no longer has access")
     held = await _held(session, Role(membership.role), user.id, env.id)
     # Confined to the audience's environment: no organization-wide action, no other environment.
-    return Principal(
+    principal = Principal(
         kind="oauth",
         id=str(claims["jti"]),
         name=user.email,
@@ -156,6 +164,7 @@ async def authenticate(session: AsyncSession, settings: Settings, token: str, *,
         user_id=user.id,
         client_id=str(claims.get("client_id")),
     )
+    return principal, expires
 
 
 async def _held(session: AsyncSession, role: Role, user_id: str, environment_id: str) -> Permission:

@@ -58,18 +58,20 @@ def parse_input(op: Operation[Any, Any], raw: Mapping[str, Any] | BaseModel | No
         raise InvalidInput(f"invalid arguments for {op.tool}", errors=errors) from None
 
 
-async def _scope(session: AsyncSession, op: Operation[Any, Any], call: Call) -> tuple[Organization, Environment | None]:
-    org = await tenancy.organization_by_slug(session, call.organization)
+async def _scope(
+    platform: Platform, session: AsyncSession, op: Operation[Any, Any], call: Call
+) -> tuple[Organization, Environment | None]:
+    environment = call.environment if op.scope == "environment" else None
+    org, env = await tenancy.resolve(session, platform.scopes, call.organization, environment)
     if org.id != call.principal.organization_id:
         # Another organization's resources answer as absent, never as forbidden.
         raise NotFound(f"organization {call.organization!r} not found")
     if op.scope == "organization":
         return org, None
-    if call.environment is None:
+    if environment is None:
         raise InvalidInput(f"{op.tool} needs an environment")
-    env = await tenancy.environment_by_slug(session, org, call.environment)
-    if call.principal.permission_in(env.id) == Permission.NONE:
-        raise NotFound(f"environment {call.environment!r} not found in organization {org.slug!r}")
+    if env is None or call.principal.permission_in(env.id) == Permission.NONE:
+        raise NotFound(f"environment {environment!r} not found in organization {org.slug!r}")
     return org, env
 
 
@@ -124,9 +126,11 @@ async def dispatch(
     return result
 
 
-async def _prepare(session: AsyncSession, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace) -> BaseModel:
+async def _prepare(
+    platform: Platform, session: AsyncSession, op: Operation[Any, Any], call: Call, raw: Any, trace: _Trace
+) -> BaseModel:
     """Resolve the scope (isolation), validate the input and authorize the caller."""
-    trace.org, trace.env = await _scope(session, op, call)
+    trace.org, trace.env = await _scope(platform, session, op, call)
     trace.org_id, trace.env_id = trace.org.id, trace.env.id if trace.env else None
     trace.scoped = True
     payload = parse_input(op, raw)
@@ -142,16 +146,15 @@ async def _run(platform: Platform, op: Operation[Any, Any], call: Call, raw: Any
         return await _transaction(platform, op, call, trace, raw=raw)
     # Confirmation waits for a person and long operations wait for executions: neither may hold a
     # transaction open meanwhile.
-    async with platform.db.session() as session:
-        payload = await _prepare(session, op, call, raw, trace)
+    async with platform.db.session(write=False) as session:
+        payload = await _prepare(platform, session, op, call, raw, trace)
     confirmed = await _confirm(platform, op, call, payload, trace) if op.destructive else None
     if not op.long_running:
         return await _transaction(platform, op, call, trace, payload=payload, confirmed=confirmed)
     ctx = OpContext(platform, call, _org(trace), trace.env, None, confirmed)
     trace.ctx = ctx
     result: BaseModel = await op.handler(ctx, payload)
-    async with platform.db.session() as session:
-        await _audit_success(session, platform, op, call, trace)
+    await _audit_success(platform, op, call, trace)
     return result
 
 
@@ -165,14 +168,22 @@ async def _transaction(
     payload: BaseModel | None = None,
     confirmed: Any = None,
 ) -> BaseModel:
-    """Run the handler and write its audit event in one transaction, then the after-commit hooks."""
-    async with platform.db.session() as session:
+    """Run the handler and write its audit event in one transaction, then the after-commit hooks.
+
+    A read-only operation runs in a read transaction (on SQLite it does not queue for the write lock)
+    and its event is group-committed right after, before the answer goes out.
+    """
+    write = not op.read_only
+    async with platform.db.session(write=write) as session:
         if payload is None:
-            payload = await _prepare(session, op, call, raw, trace)
+            payload = await _prepare(platform, session, op, call, raw, trace)
         ctx = OpContext(platform, call, _org(trace), trace.env, session, confirmed)
         trace.ctx = ctx
         result: BaseModel = await op.handler(ctx, payload)
-        await _audit_success(session, platform, op, call, trace)
+        if write:
+            await _audit_success(platform, op, call, trace, session)
+    if not write:
+        await _audit_success(platform, op, call, trace)
     for hook in ctx.after_commit:
         await hook()
     return result
@@ -185,7 +196,7 @@ def _org(trace: _Trace) -> Organization:
 
 async def _confirm(platform: Platform, op: Operation[Any, Any], call: Call, payload: BaseModel, trace: _Trace) -> Any:
     assert op.confirm is not None
-    async with platform.db.session() as session:
+    async with platform.db.session(write=False) as session:
         question = await op.confirm(OpContext(platform, call, _org(trace), trace.env, session), payload)
     if call.confirm is None:
         trace.confirmation = "unavailable"
@@ -205,12 +216,15 @@ async def _confirm(platform: Platform, op: Operation[Any, Any], call: Call, payl
 
 
 async def _audit_success(
-    session: AsyncSession, platform: Platform, op: Operation[Any, Any], call: Call, trace: _Trace
+    platform: Platform, op: Operation[Any, Any], call: Call, trace: _Trace, session: AsyncSession | None = None
 ) -> None:
+    """The call's event: in ``session`` (a change and its event commit together), else group-committed."""
+    event = _event(op, call, trace, "allowed", "")
     try:
-        await recorder.record(
-            session, _event(op, call, trace, "allowed", ""), sink=sink.from_settings(platform.settings)
-        )
+        if session is not None:
+            await recorder.record(session, event, sink=sink.from_settings(platform.settings))
+        else:
+            await platform.audit.record(event)
     except Exception as exc:
         log.exception("audit write failed", operation=op.name, request_id=call.request_id)
         raise AuditFailure(f"the audit event for {op.tool} could not be written; nothing was changed") from exc
@@ -235,10 +249,7 @@ async def _audit_failure(
         outcome, reason = "error", f"internal error ({type(exc).__name__})"
     org_id = trace.org_id or call.principal.organization_id
     try:
-        async with platform.db.session() as session:
-            await recorder.record(
-                session, _event(op, call, trace, outcome, reason, org_id), sink=sink.from_settings(platform.settings)
-            )
+        await platform.audit.record(_event(op, call, trace, outcome, reason, org_id))
     except Exception:
         log.exception("audit write failed for a failed call", operation=op.name, request_id=call.request_id)
 

@@ -5,13 +5,23 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from testgate.errors import InvalidInput, NotFound
 from testgate.ids import is_slug
+from testgate.store.base import Base
+from testgate.store.changes import AccessCache
+from testgate.store.db import Database
 from testgate.store.tenancy import Environment, Membership, Organization, SetupToken
+
+R = TypeVar("R", bound=Base)
+# An organization and one of its environments (or none) as column values, keyed by their slugs.
+Scope = tuple[dict[str, Any], dict[str, Any] | None]
+ScopeCache = AccessCache[tuple[str, str], Scope]
 
 
 async def organization_by_slug(session: AsyncSession, slug: str) -> Organization:
@@ -28,6 +38,56 @@ async def environment_by_slug(session: AsyncSession, org: Organization, slug: st
     if env is None:
         raise NotFound(f"environment {slug!r} not found in organization {org.slug!r}")
     return env
+
+
+async def resolve(
+    session: AsyncSession, cache: ScopeCache, org_slug: str, env_slug: str | None
+) -> tuple[Organization, Environment | None]:
+    """The organization and environment named by slugs, as rows of ``session``.
+
+    ``NotFound`` if the organization is absent; the environment is None when ``env_slug`` is None or
+    names no environment of it. Served from ``cache`` while access is unchanged (a rename or deletion
+    ends the entry at once), and merged into ``session`` without a query.
+    """
+    key = (org_slug, env_slug or "")
+    cached = cache.get(key)
+    if cached is not None:
+        org_values, env_values = cached
+        org = await _merged(session, Organization, org_values)
+        return org, await _merged(session, Environment, env_values) if env_values is not None else None
+    version = cache.version.current()
+    org = await organization_by_slug(session, org_slug)
+    if env_slug is None:
+        cache.put(key, (_columns(org), None), version)
+        return org, None
+    env = await session.scalar(
+        select(Environment).where(Environment.organization_id == org.id, Environment.slug == env_slug)
+    )
+    if env is not None:
+        cache.put(key, (_columns(org), _columns(env)), version)
+    return org, env
+
+
+async def environment_ids(db: Database, cache: ScopeCache, org_slug: str, env_slug: str) -> tuple[str, str]:
+    """The ids of the organization and environment named by slugs (``NotFound`` if absent), cached."""
+    cached = cache.get((org_slug, env_slug))
+    if cached is not None and cached[1] is not None:
+        return str(cached[0]["id"]), str(cached[1]["id"])
+    async with db.session(write=False) as session:
+        org, env = await resolve(session, cache, org_slug, env_slug)
+    if env is None:
+        raise NotFound(f"environment {env_slug!r} not found in organization {org_slug!r}")
+    return org.id, env.id
+
+
+def _columns(row: Base) -> dict[str, Any]:
+    return {attr.key: getattr(row, attr.key) for attr in inspect(type(row)).column_attrs}
+
+
+async def _merged(session: AsyncSession, model: type[R], values: dict[str, Any]) -> R:
+    row = model(**values)
+    make_transient_to_detached(row)
+    return await session.merge(row, load=False)
 
 
 async def list_environments(session: AsyncSession, org: Organization) -> list[Environment]:

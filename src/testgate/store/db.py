@@ -12,6 +12,10 @@ import anyio
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+
+from testgate.store import sqlite_cursor
+from testgate.store.changes import AccessVersion
 
 SQLITE_WAIT_SECONDS = 15.0
 
@@ -40,11 +44,16 @@ def _sqlite_autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
+READ_ONLY = "testgate_read_only"
+
+
+def _sqlite_begin(connection: Any) -> None:
     # A deferred transaction that reads, then writes after another writer committed, fails with
     # SQLITE_BUSY_SNAPSHOT (busy_timeout cannot help). Taking the write lock at BEGIN serializes
-    # writers instead, so concurrent calls wait their turn (every dispatch writes an audit event).
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # writers instead, so concurrent writers wait their turn. A session opened read-only reads a
+    # snapshot beside the writer (WAL) and never takes the lock.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -56,13 +65,17 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_WAIT_SECONDS}
+        # Every session ends its transaction itself (``Database.session``, and a Connection rolls back on
+        # close), so the pool's extra ROLLBACK on return is a wasted trip to aiosqlite's thread.
+        kwargs["pool_reset_on_return"] = None
     else:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", sqlite_cursor.install)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "connect", _sqlite_autocommit_driver)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -71,7 +84,11 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # A session class of this database's own, so the access watch applies to its sessions only.
+        watched: type[Session] = type("WatchedSession", (Session,), {})
+        self.access = AccessVersion(engine.url.render_as_string(hide_password=False))
+        self.access.watch(watched)
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, sync_session_class=watched)
         # SQLite has one writer at a time; queueing in-process (FIFO) is fairer than its busy handler,
         # which sleeps and retries. Other processes on the same file still wait in the busy handler.
         self._turn = asyncio.Lock() if self.is_sqlite else None
@@ -81,16 +98,21 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
         """A session in a transaction: committed on success, rolled back on error.
 
         Ending the transaction is shielded from cancellation: a caller that goes away mid-call (a client
         hanging up) must not leave the connection, and SQLite's write lock, held behind it.
+        ``write=False`` is for sessions that only read: on SQLite they neither queue for nor take the
+        write lock (a write in such a session fails if another writer committed since it began).
         """
-        async with self._my_turn():
+        async with self._my_turn(write):
             session = self.sessions()
             try:
-                await session.begin()
+                if write:
+                    await session.begin()
+                else:
+                    await session.connection(execution_options={READ_ONLY: True})
                 yield session
                 with anyio.CancelScope(shield=True):
                     await session.commit()
@@ -103,8 +125,8 @@ class Database:
                     await session.close()
 
     @asynccontextmanager
-    async def _my_turn(self) -> AsyncIterator[None]:
-        if self._turn is None:
+    async def _my_turn(self, write: bool) -> AsyncIterator[None]:
+        if self._turn is None or not write:
             yield
             return
         try:
@@ -120,4 +142,5 @@ class Database:
             self._turn.release()
 
     async def dispose(self) -> None:
+        await self.access.close()
         await self.engine.dispose()

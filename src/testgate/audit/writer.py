@@ -1,0 +1,81 @@
+"""Group commit for audit events written outside the call's own transaction.
+
+A call that changes nothing (a read, a refused or failed call) still gets its event committed before
+its answer goes out, but it need not commit alone: events handed to ``record`` while a batch is being
+written go together in the next transaction, in the order they came. One commit for many calls is what
+lets reads run side by side instead of queueing for the database's write lock one by one.
+
+A mutating call keeps writing its event in its own transaction (``dispatch``): there the event and the
+change commit or roll back together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import structlog
+
+from testgate.audit import recorder
+from testgate.audit.sink import FileSink
+from testgate.store.db import Database
+
+log = structlog.get_logger("testgate.audit")
+
+MAX_BATCH = 500
+
+
+class AuditWriter:
+    """Writes events in batches; ``record`` returns once its event is committed, or raises."""
+
+    def __init__(self, db: Database, sink: FileSink | None = None) -> None:
+        self.db, self.sink = db, sink
+        self._queue: list[tuple[recorder.Event, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def record(self, event: recorder.Event) -> None:
+        """Commit ``event``; a caller cancelled meanwhile does not take its event back."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, waiter))
+        if self._task is None or self._task.done() or self._task.get_loop() is not waiter.get_loop():
+            self._task = asyncio.create_task(self._drain(), name="testgate-audit-writer")
+        await asyncio.shield(waiter)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            await self._write(batch)
+
+    async def _write(self, batch: Sequence[tuple[recorder.Event, asyncio.Future[None]]]) -> None:
+        try:
+            await self._commit([event for event, _ in batch])
+        except Exception:
+            if len(batch) == 1:
+                log.exception("audit write failed", action=batch[0][0].action)
+                _settle(batch, RuntimeError("the audit event could not be written"))
+                return
+            # One bad event must not fail the others: write each on its own.
+            for item in batch:
+                await self._write([item])
+            return
+        _settle(batch, None)
+
+    async def _commit(self, events: list[recorder.Event]) -> None:
+        async with self.db.session() as session:
+            await recorder.record_many(session, events, sink=self.sink)
+
+    async def close(self) -> None:
+        """Wait for the events already handed over."""
+        task = self._task
+        if task is not None and not task.done():
+            await asyncio.shield(task)
+
+
+def _settle(batch: Sequence[tuple[recorder.Event, asyncio.Future[None]]], error: Exception | None) -> None:
+    for _, waiter in batch:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
