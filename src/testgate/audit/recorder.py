@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from testgate.audit.formats import StoredEvent
 from testgate.audit.redaction import scrub, scrub_text
@@ -133,7 +133,7 @@ def _iso(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-async def head(session: AsyncSession, organization_id: str) -> tuple[int, str]:
+async def head(session: AsyncSession | AsyncConnection, organization_id: str) -> tuple[int, str]:
     """The seq and hash the next event links to: the last event's, else the last checkpoint's, else genesis."""
     for model in (AuditEventRow, AuditCheckpointRow):
         last = (
@@ -159,16 +159,18 @@ async def record(session: AsyncSession, event: Event, *, sink: FileSink | None =
 
 
 async def record_many(
-    session: AsyncSession, events: Sequence[Event], *, sink: FileSink | None = None
+    session: AsyncSession | AsyncConnection, events: Sequence[Event], *, sink: FileSink | None = None
 ) -> list[AuditEventRow]:
     """Append ``events``, in order, to their organizations' chains inside ``session``'s transaction.
 
     The rows go in with one INSERT statement (the returned rows are not attached to ``session``).
+    ``sink`` (with an ORM session) gets them once the transaction commits.
     """
     heads: dict[str, tuple[int, str]] = {}
     rows: list[AuditEventRow] = []
+    dialect = session.dialect if isinstance(session, AsyncConnection) else session.get_bind().dialect
     # SQLite's write transaction already excludes every other writer (and has no row locks).
-    lock = session.get_bind().dialect.name != "sqlite"
+    lock = dialect.name != "sqlite"
     for event in events:
         org = event.organization_id
         if org not in heads:
@@ -182,6 +184,7 @@ async def record_many(
         rows.append(row)
     await session.execute(insert(AuditEventRow), [{name: getattr(r, name) for name in _COLUMNS} for r in rows])
     if sink is not None:
+        assert isinstance(session, AsyncSession), "a sink follows an ORM session's commit"
         for row in rows:
             sink.attach(session, row)
     return rows

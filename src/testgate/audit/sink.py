@@ -44,6 +44,14 @@ class FileSink:
         finally:
             os.close(fd)
 
+    def append(self, rows: list[AuditEventRow]) -> None:
+        """Write committed ``rows`` now; a failure is logged (the database stays the record of truth)."""
+        lines = [json.dumps(event_record(row), ensure_ascii=False, default=str) for row in rows]
+        try:
+            self.write(lines)
+        except OSError as exc:
+            log.error("audit file sink write failed", path=str(self.path), events=len(lines), error=str(exc))
+
     def attach(self, session: AsyncSession, row: AuditEventRow) -> None:
         """Write ``row`` when ``session``'s transaction commits; drop it if it rolls back."""
         pending: dict[FileSink, list[str]] | None = session.info.get(_PENDING)

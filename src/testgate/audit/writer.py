@@ -33,6 +33,11 @@ class AuditWriter:
         self._queue: list[tuple[recorder.Event, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def idle(self) -> bool:
+        """No event is waiting or being written."""
+        return not self._queue and (self._task is None or self._task.done())
+
     async def record(self, event: recorder.Event) -> None:
         """Commit ``event``; a caller cancelled meanwhile does not take its event back."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -61,8 +66,10 @@ class AuditWriter:
         _settle(batch, None)
 
     async def _commit(self, events: list[recorder.Event]) -> None:
-        async with self.db.session() as session:
-            await recorder.record_many(session, events, sink=self.sink)
+        async with self.db.transaction() as connection:
+            rows = await recorder.record_many(connection, events)
+        if self.sink is not None:
+            self.sink.append(rows)
 
     async def close(self) -> None:
         """Wait for the events already handed over."""

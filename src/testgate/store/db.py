@@ -11,7 +11,13 @@ from typing import Any
 import anyio
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session
 
 from testgate.store import sqlite_cursor
@@ -97,6 +103,10 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def write_idle(self) -> bool:
+        """A write session would start at once: no writer of this process holds or awaits SQLite's lock."""
+        return self._turn is None or not self._turn.locked()
+
     @asynccontextmanager
     async def session(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
         """A session in a transaction: committed on success, rolled back on error.
@@ -123,6 +133,27 @@ class Database:
             finally:
                 with anyio.CancelScope(shield=True):
                     await session.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a write transaction, ended like ``session``'s: for appends that need no ORM.
+
+        Changes made here are not watched for access changes (``AccessVersion``): no access table here.
+        """
+        async with self._my_turn(True):
+            connection = await self.engine.connect()
+            try:
+                await connection.begin()
+                yield connection
+                with anyio.CancelScope(shield=True):
+                    await connection.commit()
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await connection.rollback()
+                raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await connection.close()
 
     @asynccontextmanager
     async def _my_turn(self, write: bool) -> AsyncIterator[None]:
