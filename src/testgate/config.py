@@ -172,7 +172,8 @@ class Settings(BaseSettings):
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     redis_url: SecretStr | None = Field(
-        default=None, description="redis://… shared by replicas (rate limits); unset: in-process memory"
+        default=None,
+        description="redis://… shared by replicas (rate limits, MCP confirmation nonces); unset: in-process memory",
     )
     mcp_state_key: SecretStr | None = Field(
         default=None,

@@ -7,8 +7,9 @@
 - 2026-07-28 (stateless): the server cannot call the client, so the first round ends with an
   ``InputRequiredResult`` carrying the question and a one-shot nonce in ``requestState``; the client
   retries with the answer. The SDK's ``RequestStateBoundary`` seals the state (expiry, tool, arguments,
-  principal), and the ``Ledger`` here makes each nonce redeemable once, for the same caller, tool,
-  arguments and question - so a replayed retry asks again instead of deleting twice.
+  principal), and the ledger here makes each nonce redeemable once, for the same caller, tool,
+  arguments and question - so a replayed retry asks again instead of deleting twice. The ledger is in
+  Redis when replicas share one, so the retry may reach any replica.
 - A client that did not declare form elicitation gets no confirmer: ``dispatch`` refuses with a message
   saying nothing changed.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +44,7 @@ from mcp_types import (
 )
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from testgate import errors
 from testgate.errors import ConfirmationRefused
@@ -65,17 +68,18 @@ class ConfirmationPending(errors.ConfirmationPending):
     result: InputRequiredResult | None = None
 
 
-class Ledger:
+class MemoryLedger:
     """One-shot confirmation nonces, each bound to a digest of caller, tool, arguments and question.
 
-    In-process: a 2026 retry must reach the process that asked (one process, or sticky routing).
+    In-process: a 2026 retry must reach the process that asked (one process, or sticky routing); with
+    ``TESTGATE_REDIS_URL`` set, replicas share a ``RedisLedger`` instead.
     """
 
     def __init__(self, ttl: float = 600.0, capacity: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl, self._capacity, self._clock = ttl, capacity, clock
         self._open: dict[str, tuple[str, float]] = {}
 
-    def issue(self, binding: str) -> str:
+    async def issue(self, binding: str) -> str:
         """A fresh nonce for ``binding``, valid once until the TTL passes."""
         now = self._clock()
         self._open = {n: e for n, e in self._open.items() if e[1] > now}
@@ -85,13 +89,68 @@ class Ledger:
         self._open[nonce] = (binding, now + self._ttl)
         return nonce
 
-    def redeem(self, nonce: str, binding: str) -> bool:
+    async def redeem(self, nonce: str, binding: str) -> bool:
         """True exactly once for a live nonce issued for ``binding``; any attempt burns the nonce."""
         entry = self._open.pop(nonce, None)
         if entry is None:
             return False
         bound, expires = entry
         return expires > self._clock() and secrets.compare_digest(bound, binding)
+
+    async def close(self) -> None:
+        self._open.clear()
+
+
+class RedisLedger:
+    """The same one-shot nonces in Redis, so a retry may reach any replica: ``GETDEL`` takes a nonce
+    exactly once across all of them. Keys hold a hash of the nonce, never the nonce itself.
+
+    If Redis cannot be reached the confirmation is refused (nothing is changed): a destructive tool is
+    never run on an answer that could not be checked.
+    """
+
+    PREFIX = "testgate:mcp-confirm:"
+
+    def __init__(self, url: str, ttl: float = 600.0, timeout: float = 2.0) -> None:
+        from redis.asyncio import Redis
+
+        self._ttl = max(1, math.ceil(ttl))
+        self._redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+    def _key(self, nonce: str) -> str:
+        return self.PREFIX + hashlib.sha256(nonce.encode()).hexdigest()
+
+    async def issue(self, binding: str) -> str:
+        nonce = secrets.token_urlsafe(24)
+        try:
+            await self._redis.set(self._key(nonce), binding, ex=self._ttl)
+        except RedisError as exc:
+            raise ConfirmationRefused(
+                f"the confirmation could not be recorded (shared state unavailable: {type(exc).__name__}); "
+                "nothing was changed"
+            ) from None
+        return nonce
+
+    async def redeem(self, nonce: str, binding: str) -> bool:
+        try:
+            bound = await self._redis.getdel(self._key(nonce))
+        except RedisError as exc:
+            raise ConfirmationRefused(
+                f"the confirmation could not be checked (shared state unavailable: {type(exc).__name__}); "
+                "nothing was changed"
+            ) from None
+        return isinstance(bound, bytes) and secrets.compare_digest(bound, binding.encode())
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+Ledger = MemoryLedger | RedisLedger
+
+
+def ledger_for(redis_url: str | None, ttl: float) -> Ledger:
+    """Redis when replicas share one (``TESTGATE_REDIS_URL``), else this process's memory."""
+    return RedisLedger(redis_url, ttl) if redis_url else MemoryLedger(ttl)
 
 
 def can_elicit(capabilities: ClientCapabilities | None) -> bool:
@@ -164,11 +223,10 @@ def input_required_confirmer(
         binding = binding_of(caller_key, tool, arguments, message)
         answer = (responses or {}).get(ANSWER_KEY)
         nonce = _nonce(state)
-        if isinstance(answer, ElicitResult) and nonce is not None and ledger.redeem(nonce, binding):
+        if isinstance(answer, ElicitResult) and nonce is not None and await ledger.redeem(nonce, binding):
             return outcome_of(answer)
-        raise ConfirmationPending(
-            f"awaiting the user's confirmation: {message}", result=_question(message, ledger.issue(binding))
-        )
+        question = _question(message, await ledger.issue(binding))
+        raise ConfirmationPending(f"awaiting the user's confirmation: {message}", result=question)
 
     return confirm
 

@@ -11,8 +11,8 @@ each request, checked by the ``Guard`` on every request. The parent application'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server.lowlevel import Server
@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.config import Settings
 from testgate.http.hosts import transport_security
-from testgate.mcp.confirm import DEFAULT_TIMEOUT
+from testgate.mcp.confirm import DEFAULT_TIMEOUT, ledger_for
 from testgate.mcp.guard import Guard
-from testgate.mcp.server import build_server
+from testgate.mcp.server import STATE_TTL, build_server
 from testgate.mcp.tools import PlatformRef
 from testgate.operations.context import Transport
 
@@ -44,7 +44,11 @@ class HostedMCP:
         state_keys: Sequence[bytes | str] | None = None,
         confirm_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.server: Server[Any] = build_server(platform, state_keys=state_keys, confirm_timeout=confirm_timeout)
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else None
+        self.ledger = ledger_for(redis_url, STATE_TTL)
+        self.server: Server[Any] = build_server(
+            platform, state_keys=state_keys, confirm_timeout=confirm_timeout, ledger=self.ledger
+        )
         security = transport_security(settings)
         # upload_results carries whole JUnit files, and JSON escaping can double their size on the wire.
         body_limit = max(DEFAULT_MAX_REQUEST_BODY_SIZE, 2 * settings.max_upload_bytes)
@@ -67,9 +71,14 @@ class HostedMCP:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.router(scope, receive, send)
 
-    def lifespan(self) -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
         """Run the streamable-HTTP session manager (its task group holds every legacy session)."""
-        return self.sessions.run()
+        try:
+            async with self.sessions.run():
+                yield
+        finally:
+            await self.ledger.close()
 
     async def _sse_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One legacy SSE connection: the server loop runs as long as the client keeps the stream open."""

@@ -17,7 +17,7 @@ from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from testgate import __version__
 from testgate.mcp import guides
 from testgate.mcp.caller import Caller, binding_key
-from testgate.mcp.confirm import DEFAULT_TIMEOUT, Ledger
+from testgate.mcp.confirm import DEFAULT_TIMEOUT, Ledger, MemoryLedger
 from testgate.mcp.tools import PlatformRef, ToolCatalog
 
 NAME = "testgate"
@@ -42,9 +42,11 @@ def build_server(
     local: Caller | None = None,
     state_keys: Sequence[bytes | str] | None = None,
     confirm_timeout: float = DEFAULT_TIMEOUT,
+    ledger: Ledger | None = None,
 ) -> Server[Any]:
     """A server whose tools reach ``platform`` as the request's caller (or as ``local`` on stdio)."""
-    catalog = ToolCatalog(platform, local=local, ledger=Ledger(ttl=STATE_TTL), confirm_timeout=confirm_timeout)
+    ledger = ledger or MemoryLedger(ttl=STATE_TTL)
+    catalog = ToolCatalog(platform, local=local, ledger=ledger, confirm_timeout=confirm_timeout)
     server: Server[Any] = Server(
         NAME,
         version=__version__,

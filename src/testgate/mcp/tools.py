@@ -28,7 +28,7 @@ from mcp_types import (
 
 from testgate.errors import TestgateError
 from testgate.mcp.caller import Caller, caller_of
-from testgate.mcp.confirm import DEFAULT_TIMEOUT, ConfirmationPending, Ledger, confirmer_for
+from testgate.mcp.confirm import DEFAULT_TIMEOUT, ConfirmationPending, Ledger, MemoryLedger, confirmer_for
 from testgate.mcp.results import failure, internal_error, success
 from testgate.operations.context import Call, Progress
 from testgate.operations.dispatch import dispatch
@@ -81,7 +81,7 @@ class ToolCatalog:
     ) -> None:
         self._platform = platform
         self._local = local
-        self._ledger = ledger or Ledger()
+        self._ledger = ledger or MemoryLedger()
         self._confirm_timeout = confirm_timeout
         self._ops = {op.tool: op for op in registry().values()}
         self._tools = {name: tool_of(op) for name, op in self._ops.items()}
