@@ -118,21 +118,12 @@ class Database:
         """
         async with self._my_turn(write):
             session = self.sessions()
-            try:
+            async with _ended(session):
                 if write:
                     await session.begin()
                 else:
                     await session.connection(execution_options={READ_ONLY: True})
                 yield session
-                with anyio.CancelScope(shield=True):
-                    await session.commit()
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await session.rollback()
-                raise
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await session.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -142,18 +133,9 @@ class Database:
         """
         async with self._my_turn(True):
             connection = await self.engine.connect()
-            try:
+            async with _ended(connection):
                 await connection.begin()
                 yield connection
-                with anyio.CancelScope(shield=True):
-                    await connection.commit()
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await connection.rollback()
-                raise
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await connection.close()
 
     @asynccontextmanager
     async def _my_turn(self, write: bool) -> AsyncIterator[None]:
@@ -175,3 +157,19 @@ class Database:
     async def dispose(self) -> None:
         await self.access.close()
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _ended(unit: AsyncSession | AsyncConnection) -> AsyncIterator[None]:
+    """Commit ``unit`` if the block succeeds, else roll back; then close it. Shielded from cancellation."""
+    try:
+        yield
+        with anyio.CancelScope(shield=True):
+            await unit.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await unit.rollback()
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await unit.close()
