@@ -206,8 +206,9 @@ async def test_a_revocation_on_another_replica_is_heard_through_postgresql(tmp_p
             await replica.db.access.listen()
             assert replica.db.access.current() is not None, "the listener did not connect"
         a, b = replicas
+        before = b.db.access.current()
         secret, _ = await _member_token(a)
-        await asyncio.sleep(0.5)  # the notification of that change reaches b (and moves its version) first
+        await _heard(b, before)  # the notification of that change reaches b (and moves its version) first
         await verify_bearer(b, secret, source=None)
         sessions = CountingDatabase(b)
         await verify_bearer(b, secret, source=None)
@@ -216,8 +217,8 @@ async def test_a_revocation_on_another_replica_is_heard_through_postgresql(tmp_p
             row = await s.scalar(select(ApiTokenRow).where(ApiTokenRow.secret_hash == tokens.digest(secret)))
             assert row is not None
             tokens.revoke(row)
-        deadline = time.monotonic() + 5
         refused: Unauthenticated | None = None
+        deadline = time.monotonic() + 5
         while refused is None:
             try:
                 await verify_bearer(b, secret, source=None)
@@ -236,6 +237,14 @@ async def test_a_revocation_on_another_replica_is_heard_through_postgresql(tmp_p
         for replica in replicas:
             await replica.db.dispose()
         await _drop_postgres_database(url)
+
+
+async def _heard(platform: Platform, before: int | None, limit: float = 5.0) -> None:
+    """Wait (bounded) until ``platform``'s access version moves past ``before``."""
+    deadline = time.monotonic() + limit
+    while platform.db.access.current() == before:
+        assert time.monotonic() < deadline, "the change was never heard"
+        await asyncio.sleep(0.01)
 
 
 async def _org_id(platform: Platform) -> str:
