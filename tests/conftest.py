@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,14 @@ def service_unavailable(name: str, why: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{name} is required (TESTGATE_REQUIRE_SERVICES=1) but unavailable: {why}")
     pytest.skip(f"{name} unavailable: {why}")
+
+
+def require_redis(host: str = "127.0.0.1", port: int = 6379) -> None:
+    """Skip (or, in CI, fail) unless something listens where the Redis service should be."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        if sock.connect_ex((host, port)) != 0:
+            service_unavailable("Redis", f"nothing listens on {host}:{port}")
 
 
 @pytest.fixture

@@ -207,6 +207,11 @@ class Settings(BaseSettings):
         return value.expanduser()
 
     @property
+    def shared_redis_url(self) -> str | None:
+        """The Redis replicas share (rate limits, confirmation nonces), as a plain URL; None without one."""
+        return self.redis_url.get_secret_value() if self.redis_url is not None else None
+
+    @property
     def effective_database_url(self) -> str:
         """The configured database, or the embedded SQLite file in the data directory."""
         if self.database_url:

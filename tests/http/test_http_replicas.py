@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, ElicitResult, InputRequiredResult
 from sqlalchemy import select
-from tests.conftest import _drop_postgres_database, _postgres_database, service_unavailable
+from tests.conftest import _drop_postgres_database, _postgres_database, require_redis
 
 from testgate.access import tokens
 from testgate.access.principal import Role
@@ -76,16 +75,9 @@ async def _prepare(url: str, count: int) -> list[tuple[str, str]]:
         await db.dispose()
 
 
-def _redis_reachable() -> None:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        if sock.connect_ex(("127.0.0.1", 6379)) != 0:
-            service_unavailable("Redis", "nothing listens on 127.0.0.1:6379")
-
-
 @pytest.fixture(scope="module")
 def cluster(module_spawn: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    _redis_reachable()
+    require_redis()
     url = asyncio.run(_postgres_database())
     try:
         issued = asyncio.run(_prepare(url, 6))

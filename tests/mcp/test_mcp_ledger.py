@@ -4,23 +4,15 @@ arguments and question it was issued for - in memory, and in Redis shared by rep
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.conftest import service_unavailable
+from tests.conftest import require_redis
 
 from testgate.errors import ConfirmationRefused
 from testgate.mcp.confirm import Ledger, MemoryLedger, RedisLedger
 
 REDIS = "redis://127.0.0.1:6379/0"
-
-
-def _redis_reachable() -> None:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        if sock.connect_ex(("127.0.0.1", 6379)) != 0:
-            service_unavailable("Redis", "nothing listens on 127.0.0.1:6379")
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -30,7 +22,7 @@ async def ledgers(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Ledger,
         one = MemoryLedger(ttl=1)
         yield one, one
         return
-    _redis_reachable()
+    require_redis()
     pair = (RedisLedger(REDIS, ttl=1), RedisLedger(REDIS, ttl=1))
     yield pair
     for ledger in pair:
@@ -65,7 +57,7 @@ async def test_unknown_nonces_redeem_nothing(ledgers: tuple[Ledger, Ledger]) -> 
 
 @pytest.mark.redis
 async def test_redis_keys_hold_a_hash_of_the_nonce_never_the_nonce() -> None:
-    _redis_reachable()
+    require_redis()
     from redis.asyncio import Redis
 
     ledger = RedisLedger(REDIS, ttl=30)

@@ -48,9 +48,8 @@ class FrontDoor:
     def __init__(self, settings: Settings, platform: PlatformRef) -> None:
         self.settings = settings
         http = settings.http
-        redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else None
         self.security = hosts.transport_security(settings)
-        self.limiter = Limiter(http, redis_url)
+        self.limiter = Limiter(http, settings.shared_redis_url)
         self.scraper = Scraper(
             platform, cache=http.metrics_cache_seconds, default_organization=settings.default_organization
         )

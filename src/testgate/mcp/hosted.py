@@ -44,8 +44,7 @@ class HostedMCP:
         state_keys: Sequence[bytes | str] | None = None,
         confirm_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        redis_url = settings.redis_url.get_secret_value() if settings.redis_url is not None else None
-        self.ledger = ledger_for(redis_url, STATE_TTL)
+        self.ledger = ledger_for(settings.shared_redis_url, STATE_TTL)
         self.server: Server[Any] = build_server(
             platform, state_keys=state_keys, confirm_timeout=confirm_timeout, ledger=self.ledger
         )
