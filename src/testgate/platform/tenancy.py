@@ -60,11 +60,11 @@ async def resolve(
     if env_slug is None:
         cache.put(key, (_columns(org), None), version)
         return org, None
-    env = await session.scalar(
-        select(Environment).where(Environment.organization_id == org.id, Environment.slug == env_slug)
-    )
-    if env is not None:
-        cache.put(key, (_columns(org), _columns(env)), version)
+    try:
+        env = await environment_by_slug(session, org, env_slug)
+    except NotFound:
+        return org, None
+    cache.put(key, (_columns(org), _columns(env)), version)
     return org, env
 
 
