@@ -4,6 +4,10 @@ and one bad event or one impatient caller costs nobody else their event."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -13,6 +17,7 @@ from testgate.audit import recorder
 from testgate.audit.verify import verify
 from testgate.audit.writer import AuditWriter
 from testgate.store.audit import AuditEventRow
+from testgate.store.db import Database, create_engine
 
 
 def _event(chain: Chain, action: str, **fields: object) -> recorder.Event:
@@ -91,3 +96,99 @@ async def test_a_read_session_reads_while_a_writer_holds_sqlites_write_lock(chai
             count = await reading.scalar(select(func.count()).select_from(AuditEventRow))
     assert count == 0  # its snapshot predates the writer's commit
     assert await _actions(chain) == ["uncommitted"]
+
+
+async def test_direct_and_session_appends_store_the_same_values_in_one_chain(chain: Chain) -> None:
+    """``store.direct``: the group commit writes SQLite without SQLAlchemy, and must store exactly what a
+    session stores (times, JSON, unicode) in the same chain as the events of mutating calls."""
+    db = chain.platform.db
+    assert db.direct_writes
+    direct_trips = 0
+    original = db.write_direct
+
+    async def counting(work: Any) -> Any:
+        nonlocal direct_trips
+        direct_trips += 1
+        return await original(work)
+
+    db.write_direct = counting  # type: ignore[method-assign]
+    fields: dict[str, Any] = {
+        "environment_id": chain.env_id,
+        "resources": [{"type": "execution", "id": "01abc", "name": "smoke · nightly"}],
+        "arguments": {"id": "01abc", "nested": {"n": 3, "ok": True, "none": None}, "text": "naïve ✓"},
+        "reason": "",
+        "request_id": "req-1",
+        "user_agent": "agent/1.0",
+    }
+    writer = AuditWriter(db)
+    async with db.session() as session:
+        await recorder.record(session, _event(chain, "by.session.1", **fields))
+    await writer.record(_event(chain, "by.direct", **fields))
+    async with db.session() as session:
+        await recorder.record(session, _event(chain, "by.session.2", **fields))
+    assert direct_trips == 1
+
+    async with db.session() as session:
+        rows = list(await session.scalars(select(AuditEventRow).order_by(AuditEventRow.seq)))
+    assert [(r.seq, r.action) for r in rows] == [(1, "by.session.1"), (2, "by.direct"), (3, "by.session.2")]
+    shown = ("environment_id", "resources", "arguments", "reason", "request_id", "user_agent", "confirmation")
+    for row in rows:
+        assert {name: getattr(row, name) for name in shown} == {name: getattr(rows[0], name) for name in shown}
+        assert row.time.tzinfo is not None
+        # The hash stored is the hash of the values read back: the direct path encodes like the ORM.
+        assert row.hash == hashlib.sha256(recorder.canonical(row)).hexdigest()
+    assert rows[0].time <= rows[1].time <= rows[2].time
+    assert rows[1].prev_hash == rows[0].hash
+    assert rows[2].prev_hash == rows[1].hash
+    assert (await verify(db, chain.org_id)).ok
+
+
+HOLD_THE_WRITE_LOCK = """
+import asyncio, sys
+from testgate.audit import recorder
+from testgate.store.db import Database, create_engine
+
+async def main():
+    db = Database(create_engine(sys.argv[1]))
+    async with db.session() as session:
+        await recorder.record(session, recorder.Event(
+            organization_id=sys.argv[2], action="other.process", outcome="allowed",
+            transport="cli", actor_type="local"))
+        print("holding", flush=True)
+        await asyncio.sleep(1.0)
+    await db.dispose()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_direct_append_waits_for_another_processs_writer_and_links_after_it(chain: Chain) -> None:
+    """Another process holding SQLite's write lock with an uncommitted event: the direct append waits
+    (busy handler) and then reads the head that process committed, so the chain does not fork."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLD_THE_WRITE_LOCK,
+        chain.platform.settings.effective_database_url,
+        chain.org_id,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    assert (await asyncio.wait_for(child.stdout.readline(), 60)).strip() == b"holding"
+    await AuditWriter(chain.platform.db).record(_event(chain, "this.process"))
+    assert await child.wait() == 0
+    assert await _actions(chain) == ["other.process", "this.process"]
+    report = await verify(chain.platform.db, chain.org_id)
+    assert report.ok
+    assert report.checked == 2
+
+
+async def test_direct_writes_need_a_database_file(tmp_path: Path) -> None:
+    memory = Database(create_engine("sqlite+aiosqlite:///:memory:"))
+    on_file = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
+    try:
+        assert not memory.direct_writes  # another connection would see another, empty database
+        assert on_file.direct_writes
+    finally:
+        await memory.dispose()
+        await on_file.dispose()

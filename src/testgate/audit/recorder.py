@@ -7,14 +7,17 @@ the chain continues from the checkpoint the purge left (the seq and hash of the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from testgate.audit.formats import StoredEvent
@@ -191,6 +194,54 @@ async def record_many(
 
 
 _COLUMNS = (*CHAINED_COLUMNS, "hash")
+
+
+def append_direct(connection: sqlite3.Connection, events: Sequence[Event], dialect: Dialect) -> list[AuditEventRow]:
+    """``record_many`` on a plain ``sqlite3`` connection inside its write transaction (``Database.write_direct``).
+
+    The same chain and the same stored values: the INSERT is SQLAlchemy's own, compiled once for
+    ``dialect``, and each value goes through the column type's bind processing, as a session would.
+    SQLite's write transaction excludes every other writer, so the head read here stays the head.
+    """
+    sql, processors = _direct_insert(dialect)
+    heads: dict[str, tuple[int, str]] = {}
+    rows: list[AuditEventRow] = []
+    for event in events:
+        org = event.organization_id
+        if org not in heads:
+            heads[org] = _direct_head(connection, org)
+        last_seq, prev = heads[org]
+        row = _row(event, last_seq + 1, prev)
+        heads[org] = (row.seq, row.hash)
+        rows.append(row)
+    connection.executemany(
+        sql, [[p(getattr(r, name)) if p else getattr(r, name) for name, p in processors] for r in rows]
+    )
+    return rows
+
+
+_HEAD_SQL = (
+    "SELECT seq, hash FROM audit_events WHERE organization_id = ? ORDER BY seq DESC LIMIT 1",
+    "SELECT seq, hash FROM audit_checkpoints WHERE organization_id = ? ORDER BY seq DESC LIMIT 1",
+)
+
+
+def _direct_head(connection: sqlite3.Connection, organization_id: str) -> tuple[int, str]:
+    """``head`` on a plain ``sqlite3`` connection."""
+    for sql in _HEAD_SQL:
+        last = connection.execute(sql, (organization_id,)).fetchone()
+        if last is not None:
+            return int(last[0]), str(last[1])
+    return 0, GENESIS
+
+
+@functools.cache
+def _direct_insert(dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]:
+    """The INSERT of an event row for ``dialect`` (positional), and each parameter's bind processor."""
+    compiled = insert(AuditEventRow).compile(dialect=dialect, column_keys=list(_COLUMNS))
+    columns = AuditEventRow.__table__.columns
+    names = compiled.positiontup or []
+    return compiled.string, [(name, columns[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
 
 
 def _row(event: Event, seq: int, prev: str) -> AuditEventRow:

@@ -34,6 +34,11 @@ class AuditWriter:
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def inline_cheaper(self) -> bool:
+        """An event costs less inside the call's own write transaction than here (no direct writes)."""
+        return not self.db.direct_writes
+
+    @property
     def idle(self) -> bool:
         """No event is waiting or being written."""
         return not self._queue and (self._task is None or self._task.done())
@@ -66,8 +71,13 @@ class AuditWriter:
         _settle(batch, None)
 
     async def _commit(self, events: list[recorder.Event]) -> None:
-        async with self.db.transaction() as connection:
-            rows = await recorder.record_many(connection, events)
+        if self.db.direct_writes:
+            # SQLite in a file: the whole transaction in one trip to a thread (``store.direct``).
+            dialect = self.db.engine.dialect
+            rows = await self.db.write_direct(lambda connection: recorder.append_direct(connection, events, dialect))
+        else:
+            async with self.db.transaction() as connection:
+                rows = await recorder.record_many(connection, events)
         if self.sink is not None:
             self.sink.append(rows)
 

@@ -171,10 +171,12 @@ async def _transaction(
     """Run the handler and write its audit event in one transaction, then the after-commit hooks.
 
     A read-only operation runs in a read transaction (on SQLite it does not queue for the write lock)
-    and its event is group-committed right after, before the answer goes out; but when nobody else is
-    writing, it takes the write transaction and commits its event with it (one transaction, not two).
+    and its event is group-committed right after, before the answer goes out. Where the group commit
+    has no direct path (PostgreSQL) and nobody else is writing, the read takes a write transaction and
+    commits its event with it instead (one transaction, not two).
     """
-    write = not op.read_only or (platform.db.write_idle() and platform.audit.idle)
+    audit = platform.audit
+    write = not op.read_only or (audit.inline_cheaper and platform.db.write_idle() and audit.idle)
     async with platform.db.session(write=write) as session:
         if payload is None:
             payload = await _prepare(platform, session, op, call, raw, trace)

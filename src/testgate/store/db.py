@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import event
@@ -22,6 +23,9 @@ from sqlalchemy.orm import Session
 
 from testgate.store import sqlite_cursor
 from testgate.store.changes import AccessVersion
+from testgate.store.direct import DirectWriter
+
+T = TypeVar("T")
 
 SQLITE_WAIT_SECONDS = 15.0
 
@@ -36,7 +40,7 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -98,6 +102,13 @@ class Database:
         # SQLite has one writer at a time; queueing in-process (FIFO) is fairer than its busy handler,
         # which sleeps and retries. Other processes on the same file still wait in the busy handler.
         self._turn = asyncio.Lock() if self.is_sqlite else None
+        database = engine.url.database
+        file_backed = database and database != ":memory:" and not database.startswith("file:")
+        self._direct = (
+            DirectWriter(Path(database), _sqlite_pragmas, SQLITE_WAIT_SECONDS)
+            if self.is_sqlite and database and file_backed
+            else None
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -137,6 +148,21 @@ class Database:
                 await connection.begin()
                 yield connection
 
+    @property
+    def direct_writes(self) -> bool:
+        """``write_direct`` is available: a SQLite database in a file."""
+        return self._direct is not None
+
+    async def write_direct(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on a plain ``sqlite3`` connection in a write transaction, in one trip to its thread.
+
+        For short appends on a hot path (``store.direct``); the turn at the write lock is taken like a
+        write session's. Nothing written here is watched for access changes: no access table belongs here.
+        """
+        assert self._direct is not None, "direct writes need a SQLite database in a file"
+        async with self._my_turn(True):
+            return await self._direct.write(work)
+
     @asynccontextmanager
     async def _my_turn(self, write: bool) -> AsyncIterator[None]:
         if self._turn is None or not write:
@@ -155,6 +181,8 @@ class Database:
             self._turn.release()
 
     async def dispose(self) -> None:
+        if self._direct is not None:
+            await self._direct.close()
         await self.access.close()
         await self.engine.dispose()
 
