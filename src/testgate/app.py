@@ -8,6 +8,7 @@ from typing import cast
 
 import structlog
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from testgate import __version__, periodic
 from testgate.audit import retention
@@ -61,7 +62,8 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     oauth_routes.install(app)
     web_routes.install(app)
     mcp = HostedMCP(settings, lambda: cast(Platform, app.state.platform), state_keys=state_keys(settings))
-    app.mount(MOUNT, mcp)
+    # First among the routes: an MCP call is matched by one prefix, not after every REST and console route.
+    app.router.routes.insert(0, Mount(MOUNT, app=mcp))
     # The front door (middleware, probes, metrics) goes on last: it wraps everything mounted above.
     front = FrontDoor(settings, lambda: cast(Platform | None, getattr(app.state, "platform", None)))
     front.install(app)
