@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+import gc
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import cast
 
 import structlog
@@ -18,6 +19,23 @@ from testgate.platform.context import Platform
 from testgate.runtime import bootstrap_default, open_platform, setup_link
 
 log = structlog.get_logger("testgate.app")
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep what startup built (modules, routes, models, engines) out of the garbage collector's way.
+
+    Every full collection walks every tracked object, and most of a running server's objects are the
+    ones startup made, which live as long as it does. ``gc.freeze`` moves them to a permanent
+    generation that collections skip (measured: about 15 % more MCP calls per second at 16
+    connections, docs/performance.md). Shutdown unfreezes them, so an application started and stopped
+    many times in one process (the tests) still has its garbage collected.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def create_app(settings: Settings, *, platform: Platform | None = None) -> FastAPI:
@@ -44,6 +62,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
             await stack.enter_async_context(
                 periodic.running("oauth housekeeping", lambda: housekeeping.purge_now(live.db, settings.oauth), 3600)
             )
+            stack.enter_context(frozen_heap())
             yield
 
     app = FastAPI(
