@@ -15,8 +15,9 @@ One run starts three servers as subprocesses on free loopback ports, with the sa
 
 All use the SDK's default response mode (``json_response=False``: SSE answers to 2025-era POSTs). For
 each protocol era (2025-11-25 with one session per connection, opened beforehand; 2026-07-28 stateless)
-and each connection count, wrk (``bench/mcp_call.lua``) runs a warm-up and then a measured round against
-each server in turn. Every request carries its own JSON-RPC id and every answer is checked; a round with
+and each connection count, wrk (``bench/mcp_call.lua``) warms each server up and then runs short measured
+rounds, the servers taking turns round by round (``--rounds``), so a slow spell of a shared machine falls
+on all of them alike. Every request carries its own JSON-RPC id and every answer is checked; a round with
 a failed check is reported, not hidden. Needs ``wrk`` (Debian package ``wrk``).
 """
 
@@ -32,6 +33,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -310,6 +312,8 @@ class Round:
     requests: int
     failed: int
     sample: str
+    good: int  # calls answered correctly
+    seconds: float
 
 
 Results = dict[tuple[str, int, str], Round]
@@ -317,20 +321,24 @@ Stalls = dict[tuple[str, int, str], float | None]
 
 
 def _wrk(server: Server, era: str, execution: str, connections: int, seconds: float, sessions: Path | None) -> Round:
+    # wrk takes whole seconds; the rate below is over the time wrk actually ran.
     threads = 1  # one wrk thread keeps up at these rates and leaves the other core to the server
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(LUA)]
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(LUA)]
     argv += [server.url, "--", era, server.token or "-", str(sessions) if sessions else "-", execution, str(threads)]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     line = next(line for line in done.stdout.splitlines() if line.startswith('{"requests"'))
     stats = json.loads(line)
     failed = stats["bad"] + stats["socket_errors"]
+    good, elapsed = stats["requests"] - stats["bad"], stats["duration_us"] / 1e6
     return Round(
-        calls_per_second=(stats["requests"] - stats["bad"]) / (stats["duration_us"] / 1e6),
+        calls_per_second=good / elapsed,
         p50_ms=stats["p50_us"] / 1000,
         p99_ms=stats["p99_us"] / 1000,
         requests=stats["requests"],
         failed=failed,
         sample=stats["sample"],
+        good=good,
+        seconds=elapsed,
     )
 
 
@@ -384,8 +392,10 @@ class Bench:
         return waited
 
 
-def measure(bench: Bench, levels: list[int], seconds: float, warmup: float) -> tuple[Results, Stalls]:
-    """Every (era, connections, server) round, servers alternating; also how long each stalled afterwards."""
+def measure(bench: Bench, levels: list[int], seconds: float, warmup: float, rounds: int) -> tuple[Results, Stalls]:
+    """Every (era, connections) configuration: a warm-up per server, then ``rounds`` short rounds per server,
+    servers taking turns round by round, so that a slow spell of this shared machine falls on all of them
+    alike; also how long each server stalled after its rounds (the worst)."""
     for name in bench.servers:
         bench.open_sessions(name, max(levels))
     results: Results = {}
@@ -393,13 +403,20 @@ def measure(bench: Bench, levels: list[int], seconds: float, warmup: float) -> t
     for era in ERAS:
         for connections in levels:
             for name in bench.servers:
-                key = (era, connections, name)
                 bench.recover(name, max(levels))
                 bench.round(name, era, connections, warmup)
-                # wrk hangs up on the calls still in flight when it stops; let the server get over that first.
-                bench.recover(name, max(levels))
-                result = results[key] = bench.round(name, era, connections, seconds)
-                stalls[key] = bench.recover(name, max(levels))
+            taken: dict[str, list[Round]] = {name: [] for name in bench.servers}
+            waits: dict[str, list[float | None]] = {name: [] for name in bench.servers}
+            for _ in range(rounds):
+                for name in bench.servers:
+                    # wrk hangs up on the calls still in flight when it stops; let the server get over that first.
+                    bench.recover(name, max(levels))
+                    taken[name].append(bench.round(name, era, connections, seconds / rounds))
+                    waits[name].append(bench.recover(name, max(levels)))
+            for name in bench.servers:
+                key = (era, connections, name)
+                result = results[key] = combined(taken[name])
+                stalls[key] = None if None in waits[name] else max(w for w in waits[name] if w is not None)
                 stalled = "no answer, restarted" if stalls[key] is None else f"{stalls[key]:.1f} s"
                 print(
                     f"{era} c={connections:<3} {name:<8} {result.calls_per_second:8.0f}/s "
@@ -408,6 +425,21 @@ def measure(bench: Bench, levels: list[int], seconds: float, warmup: float) -> t
                     flush=True,
                 )
     return results, stalls
+
+
+def combined(rounds: list[Round]) -> Round:
+    """One server's rounds of one configuration as one: calls over the whole time, the median round's p50,
+    the worst round's p99 (percentiles of separate rounds do not add up; these bound them honestly)."""
+    return Round(
+        calls_per_second=sum(r.good for r in rounds) / sum(r.seconds for r in rounds),
+        p50_ms=statistics.median(r.p50_ms for r in rounds),
+        p99_ms=max(r.p99_ms for r in rounds),
+        requests=sum(r.requests for r in rounds),
+        failed=sum(r.failed for r in rounds),
+        sample=next((r.sample for r in rounds if r.sample), ""),
+        good=sum(r.good for r in rounds),
+        seconds=sum(r.seconds for r in rounds),
+    )
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -471,7 +503,9 @@ def report(results: Results, stalls: Stalls, levels: list[int], started: str) ->
         lines += [f"`{sample[:200]}`" for sample in sorted(samples)[:2]]
     lines += [
         "",
-        "Stall after: how long testgate took to answer a single call again once wrk had stopped (and hung up",
+        "Each server's measured time is split into rounds, the servers taking turns round by round. calls/s: the",
+        "successful calls of all rounds over their total time; p50: the median round's; p99: the worst round's.",
+        "Stall after: the longest testgate took to answer a single call again once wrk had stopped (and hung up",
         f"on the calls in flight); a server silent for {STALL_LIMIT:g} s is restarted. Each round starts after",
         "the server answers again.",
     ]
@@ -515,7 +549,7 @@ def run(args: argparse.Namespace) -> None:
             servers["store"] = _start("store", "/mcp", None, root, "--data-dir", str(root / "testgate"))
             assert _get_execution(servers["store"], execution)["id"] == execution
             bench = Bench({name: servers[name] for name in SERVERS}, execution, root)
-            results, stalls = measure(bench, levels, args.duration, args.warmup)
+            results, stalls = measure(bench, levels, args.duration, args.warmup, args.rounds)
         finally:
             for server in servers.values():
                 server.stop()
@@ -527,7 +561,8 @@ def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured round")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per server and configuration")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the measured seconds are split into")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each round")
     parser.add_argument("--connections", default="1,16,64", help="comma-separated connection counts")
     parser.add_argument("--keep", metavar="DIR", help="keep the servers' data and logs in this (new) directory")
