@@ -323,7 +323,8 @@ Stalls = dict[tuple[str, int, str], float | None]
 def _wrk(server: Server, era: str, execution: str, connections: int, seconds: float, sessions: Path | None) -> Round:
     # wrk takes whole seconds; the rate below is over the time wrk actually ran.
     threads = 1  # one wrk thread keeps up at these rates and leaves the other core to the server
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(LUA)]
+    length = f"-d{max(1, round(seconds))}s"
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", length, "--timeout", "10s", "-s", str(LUA)]
     argv += [server.url, "--", era, server.token or "-", str(sessions) if sessions else "-", execution, str(threads)]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     line = next(line for line in done.stdout.splitlines() if line.startswith('{"requests"'))
