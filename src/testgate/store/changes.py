@@ -32,6 +32,8 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from testgate.store.direct import database_file
+
 log = structlog.get_logger("testgate.store")
 
 # Tables whose rows decide authentication, authorization or the scope of a call.
@@ -68,9 +70,9 @@ class AccessVersion:
         self._local = 0
         self._marker: Path | None = None
         self._seen: tuple[int, int] | None = None
-        database = parsed.database
-        if self.backend == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
-            self._marker = Path(database).with_name(Path(database).name + "-access")
+        file = database_file(parsed)
+        if file is not None:
+            self._marker = file.with_name(file.name + "-access")
         self._listener: Any = None
         self._task: asyncio.Task[None] | None = None
         self._url = url

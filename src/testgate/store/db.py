@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from testgate.store import sqlite_cursor
 from testgate.store.changes import AccessVersion
-from testgate.store.direct import DirectWriter
+from testgate.store.direct import DirectWriter, database_file
 
 T = TypeVar("T")
 
@@ -72,8 +71,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if (file := database_file(parsed)) is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_WAIT_SECONDS}
         # Every session ends its transaction itself (``Database.session``, and a Connection rolls back on
         # close), so the pool's extra ROLLBACK on return is a wasted trip to aiosqlite's thread.
@@ -102,13 +101,8 @@ class Database:
         # SQLite has one writer at a time; queueing in-process (FIFO) is fairer than its busy handler,
         # which sleeps and retries. Other processes on the same file still wait in the busy handler.
         self._turn = asyncio.Lock() if self.is_sqlite else None
-        database = engine.url.database
-        file_backed = database and database != ":memory:" and not database.startswith("file:")
-        self._direct = (
-            DirectWriter(Path(database), _sqlite_pragmas, SQLITE_WAIT_SECONDS)
-            if self.is_sqlite and database and file_backed
-            else None
-        )
+        file = database_file(engine.url)
+        self._direct = DirectWriter(file, _sqlite_pragmas, SQLITE_WAIT_SECONDS) if file is not None else None
 
     @property
     def is_sqlite(self) -> bool:

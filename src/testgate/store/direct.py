@@ -21,8 +21,18 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+from sqlalchemy.engine import URL, make_url
 
 T = TypeVar("T")
+
+
+def database_file(url: str | URL) -> Path | None:
+    """The file of a SQLite database URL; None for another backend, an in-memory or a URI-named database."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 class DirectWriter:
