@@ -155,7 +155,7 @@ async def main():
             organization_id=sys.argv[2], action="other.process", outcome="allowed",
             transport="cli", actor_type="local"))
         print("holding", flush=True)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # how long the lock is held; the parent waits on the lock, not on this
     await db.dispose()
 
 asyncio.run(main())
