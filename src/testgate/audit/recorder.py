@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -136,17 +136,22 @@ def _iso(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
+def _head_query(model: type[AuditEventRow] | type[AuditCheckpointRow]) -> Select[int, str]:
+    return (
+        select(model.seq, model.hash)
+        .where(model.organization_id == bindparam("organization_id"))
+        .order_by(model.seq.desc())
+        .limit(1)
+    )
+
+
+_HEAD_QUERIES = (_head_query(AuditEventRow), _head_query(AuditCheckpointRow))
+
+
 async def head(session: AsyncSession | AsyncConnection, organization_id: str) -> tuple[int, str]:
     """The seq and hash the next event links to: the last event's, else the last checkpoint's, else genesis."""
-    for model in (AuditEventRow, AuditCheckpointRow):
-        last = (
-            await session.execute(
-                select(model.seq, model.hash)
-                .where(model.organization_id == organization_id)
-                .order_by(model.seq.desc())
-                .limit(1)
-            )
-        ).first()
+    for query in _HEAD_QUERIES:
+        last = (await session.execute(query, {"organization_id": organization_id})).first()
         if last is not None:
             return last[0], last[1]
     return 0, GENESIS
@@ -170,21 +175,15 @@ async def record_many(
     ``sink`` (with an ORM session) gets them once the transaction commits.
     """
     heads: dict[str, tuple[int, str]] = {}
-    rows: list[AuditEventRow] = []
     dialect = session.dialect if isinstance(session, AsyncConnection) else session.get_bind().dialect
     # SQLite's write transaction already excludes every other writer (and has no row locks).
     lock = dialect.name != "sqlite"
-    for event in events:
-        org = event.organization_id
-        if org not in heads:
-            if lock:
-                # Serialize appends per organization: lock its row, then read the chain's head in a new snapshot.
-                await session.execute(select(Organization.id).where(Organization.id == org).with_for_update())
-            heads[org] = await head(session, org)
-        last_seq, prev = heads[org]
-        row = _row(event, last_seq + 1, prev)
-        heads[org] = (row.seq, row.hash)
-        rows.append(row)
+    for org in _organizations(events):
+        if lock:
+            # Serialize appends per organization: lock its row, then read the chain's head in a new snapshot.
+            await session.execute(select(Organization.id).where(Organization.id == org).with_for_update())
+        heads[org] = await head(session, org)
+    rows = _chained(events, heads)
     await session.execute(insert(AuditEventRow), [{name: getattr(r, name) for name in _COLUMNS} for r in rows])
     if sink is not None:
         assert isinstance(session, AsyncSession), "a sink follows an ORM session's commit"
@@ -204,35 +203,45 @@ def append_direct(connection: sqlite3.Connection, events: Sequence[Event], diale
     SQLite's write transaction excludes every other writer, so the head read here stays the head.
     """
     sql, processors = _direct_insert(dialect)
-    heads: dict[str, tuple[int, str]] = {}
-    rows: list[AuditEventRow] = []
-    for event in events:
-        org = event.organization_id
-        if org not in heads:
-            heads[org] = _direct_head(connection, org)
-        last_seq, prev = heads[org]
-        row = _row(event, last_seq + 1, prev)
-        heads[org] = (row.seq, row.hash)
-        rows.append(row)
+    rows = _chained(events, {org: _direct_head(connection, org, dialect) for org in _organizations(events)})
     connection.executemany(
         sql, [[p(getattr(r, name)) if p else getattr(r, name) for name, p in processors] for r in rows]
     )
     return rows
 
 
-_HEAD_SQL = (
-    "SELECT seq, hash FROM audit_events WHERE organization_id = ? ORDER BY seq DESC LIMIT 1",
-    "SELECT seq, hash FROM audit_checkpoints WHERE organization_id = ? ORDER BY seq DESC LIMIT 1",
-)
+def _organizations(events: Sequence[Event]) -> list[str]:
+    """The organizations of ``events``, in the order they first appear."""
+    return list(dict.fromkeys(event.organization_id for event in events))
 
 
-def _direct_head(connection: sqlite3.Connection, organization_id: str) -> tuple[int, str]:
-    """``head`` on a plain ``sqlite3`` connection."""
-    for sql in _HEAD_SQL:
-        last = connection.execute(sql, (organization_id,)).fetchone()
+def _chained(events: Sequence[Event], heads: dict[str, tuple[int, str]]) -> list[AuditEventRow]:
+    """``events`` as rows, each linked to the one before it in its organization, from ``heads`` on."""
+    heads = dict(heads)
+    rows: list[AuditEventRow] = []
+    for event in events:
+        last_seq, prev = heads[event.organization_id]
+        row = _row(event, last_seq + 1, prev)
+        heads[event.organization_id] = (row.seq, row.hash)
+        rows.append(row)
+    return rows
+
+
+def _direct_head(connection: sqlite3.Connection, organization_id: str, dialect: Dialect) -> tuple[int, str]:
+    """``head`` on a plain ``sqlite3`` connection: the same queries, compiled for ``dialect``."""
+    for sql, names, fixed in _direct_head_queries(dialect):
+        values = {**fixed, "organization_id": organization_id}
+        last = connection.execute(sql, [values[name] for name in names]).fetchone()
         if last is not None:
             return int(last[0]), str(last[1])
     return 0, GENESIS
+
+
+@functools.cache
+def _direct_head_queries(dialect: Dialect) -> list[tuple[str, list[str], Mapping[str, Any]]]:
+    """Each head query for ``dialect``: positional SQL, its parameter names, and the values it fixes (the limit)."""
+    compiled = [query.compile(dialect=dialect) for query in _HEAD_QUERIES]
+    return [(c.string, list(c.positiontup or []), c.construct_params({"organization_id": None})) for c in compiled]
 
 
 @functools.cache
