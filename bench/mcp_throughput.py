@@ -304,9 +304,8 @@ def _get_execution(server: Server, execution: str, timeout: float = 10) -> dict[
 
 @dataclass(frozen=True)
 class Round:
-    """One measured wrk round."""
+    """One measured wrk round (or several combined)."""
 
-    calls_per_second: float
     p50_ms: float
     p99_ms: float
     requests: int
@@ -315,13 +314,17 @@ class Round:
     good: int  # calls answered correctly
     seconds: float
 
+    @property
+    def calls_per_second(self) -> float:
+        return self.good / self.seconds
+
 
 Results = dict[tuple[str, int, str], Round]
 Stalls = dict[tuple[str, int, str], float | None]
 
 
 def _wrk(server: Server, era: str, execution: str, connections: int, seconds: float, sessions: Path | None) -> Round:
-    # wrk takes whole seconds; the rate below is over the time wrk actually ran.
+    # wrk takes whole seconds; a round's rate is over the time wrk actually ran (``Round.seconds``).
     threads = 1  # one wrk thread keeps up at these rates and leaves the other core to the server
     length = f"-d{max(1, round(seconds))}s"
     argv = ["wrk", f"-t{threads}", f"-c{connections}", length, "--timeout", "10s", "-s", str(LUA)]
@@ -332,7 +335,6 @@ def _wrk(server: Server, era: str, execution: str, connections: int, seconds: fl
     failed = stats["bad"] + stats["socket_errors"]
     good, elapsed = stats["requests"] - stats["bad"], stats["duration_us"] / 1e6
     return Round(
-        calls_per_second=good / elapsed,
         p50_ms=stats["p50_us"] / 1000,
         p99_ms=stats["p99_us"] / 1000,
         requests=stats["requests"],
@@ -432,7 +434,6 @@ def combined(rounds: list[Round]) -> Round:
     """One server's rounds of one configuration as one: calls over the whole time, the median round's p50,
     the worst round's p99 (percentiles of separate rounds do not add up; these bound them honestly)."""
     return Round(
-        calls_per_second=sum(r.good for r in rounds) / sum(r.seconds for r in rounds),
         p50_ms=statistics.median(r.p50_ms for r in rounds),
         p99_ms=max(r.p99_ms for r in rounds),
         requests=sum(r.requests for r in rounds),
