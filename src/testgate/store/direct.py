@@ -1,29 +1,44 @@
-"""Short SQLite write transactions in one trip to a thread of their own, without SQLAlchemy.
+"""Short SQLite write transactions without SQLAlchemy: on the event loop when they cannot wait, else in a thread.
 
 A read-only tool call still appends one audit event. Through SQLAlchemy and aiosqlite that append is a
 session, a pool checkout, ``BEGIN IMMEDIATE``, a SELECT of the chain's head, an INSERT and a COMMIT:
 four hand-offs to aiosqlite's thread and the ORM's bookkeeping around each, about a millisecond here,
 while SQLite itself needs some 70 microseconds for the same statements. ``DirectWriter`` runs the whole
-transaction as one function on a plain ``sqlite3`` connection in its own thread: one hand-off.
+transaction as one function on a plain ``sqlite3`` connection, and where it can, without any hand-off:
 
-The connection has the engine's pragmas (WAL, ``synchronous=NORMAL``, foreign keys, busy timeout), so
-SQLite's locking is exactly that of any other connection to the file: ``BEGIN IMMEDIATE`` waits for
-other processes' writers in the busy handler. Writers of this process take ``Database``'s turn first.
+- **Now, on the event loop**, on a connection whose busy timeout is zero: ``BEGIN IMMEDIATE`` either
+  takes the write lock at once or fails at once (SQLITE_BUSY). Holding the lock, the statements of a
+  short append take tens of microseconds and, in WAL mode with ``synchronous=NORMAL``, the COMMIT does
+  not wait for the disk. That connection never checkpoints on its own (``wal_autocheckpoint=0``): a
+  checkpoint writes and syncs the database file, which is no work for an event loop.
+- **In a thread of its own**, on a connection with the engine's busy timeout, when the lock was taken
+  (another process is writing): the busy handler waits there, not on the loop. The same thread runs a
+  passive checkpoint after every ``CHECKPOINT_EVERY`` transactions committed on the loop.
+
+Both connections have the engine's pragmas (WAL, ``synchronous=NORMAL``, foreign keys), so SQLite's
+locking is that of any other connection to the file. Writers of this process take ``Database``'s turn
+first, so on the loop the lock is only ever found taken by another process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
+import structlog
 from sqlalchemy.engine import URL, make_url
 
 T = TypeVar("T")
+
+CHECKPOINT_EVERY = 200  # transactions committed on the loop between passive checkpoints (~1,000 WAL pages)
+log = structlog.get_logger("testgate.store")
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def database_file(url: str | URL) -> Path | None:
@@ -36,21 +51,31 @@ def database_file(url: str | URL) -> Path | None:
 
 
 class DirectWriter:
-    """One ``sqlite3`` connection to ``path``, used only from its own thread."""
+    """Two ``sqlite3`` connections to ``path``: one used on the event loop, one in its own thread."""
 
     def __init__(self, path: Path, configure: Callable[[sqlite3.Connection], None], timeout: float) -> None:
         self.path, self._configure, self._timeout = path, configure, timeout
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="testgate-sqlite-direct")
-        self._connection: sqlite3.Connection | None = None
+        self._connection: sqlite3.Connection | None = None  # the thread's: waits for the lock
+        self._prompt: sqlite3.Connection | None = None  # the loop's: never waits
+        # Tests may drive one Database from more than one event loop thread; one of them at a time.
+        self._prompt_in_use = threading.Lock()
+        self._since_checkpoint = 0
+        self._checkpoint: asyncio.Future[None] | None = None
         self._closed = False
 
     async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in a write transaction (committed if it returns, rolled back if it raises).
 
-        Once started, the transaction runs to its end even if the caller is cancelled meanwhile: the
-        caller's turn at the write lock must not pass to the next writer while this one still holds it.
+        ``work`` may run twice: once on the loop, rolled back because the lock was taken meanwhile, and
+        then in the thread. Once started in the thread, the transaction runs to its end even if the
+        caller is cancelled meanwhile: the caller's turn at the write lock must not pass to the next
+        writer while this one still holds it.
         """
-        running = asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, work)
+        done, result = self._now(work)
+        if done:
+            return result  # type: ignore[return-value]
+        running = asyncio.get_running_loop().run_in_executor(self._thread, self._waiting, work)
         try:
             return await asyncio.shield(running)
         except asyncio.CancelledError:
@@ -58,28 +83,64 @@ class DirectWriter:
                 await asyncio.wait({running})
             raise
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        connection = self._connection
-        if connection is None:
-            # Autocommit mode: the BEGIN below is the only one (the driver's own would be DEFERRED).
-            connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-            self._configure(connection)
-            self._connection = connection
-        connection.execute("BEGIN IMMEDIATE")
+    def _now(self, work: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
+        """``work`` on the loop's connection: (True, its result), or (False, None) when the lock is taken."""
+        if self._closed or not self._prompt_in_use.acquire(blocking=False):
+            return False, None
         try:
-            result = work(connection)
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
+            if self._prompt is None:
+                self._prompt = self._open(check_same_thread=False)
+                self._prompt.execute("PRAGMA busy_timeout=0")
+                self._prompt.execute("PRAGMA wal_autocheckpoint=0")
+            result = _transaction(self._prompt, work)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in _BUSY:
+                return False, None
             raise
-        return result
+        finally:
+            self._prompt_in_use.release()
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY and self._checkpoint is None:
+            self._since_checkpoint = 0
+            self._checkpoint = asyncio.get_running_loop().run_in_executor(self._thread, self._passive_checkpoint)
+            self._checkpoint.add_done_callback(self._checkpointed)
+        return True, result
+
+    def _waiting(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._connection is None:
+            self._connection = self._open()
+        return _transaction(self._connection, work)
+
+    def _passive_checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file as far as no reader needs it (never blocks them)."""
+        if self._connection is None:
+            self._connection = self._open()
+        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _checkpointed(self, future: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("passive WAL checkpoint failed", error=str(future.exception()))
+
+    def _open(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
+        # Autocommit mode: the BEGIN of ``_transaction`` is the only one (the driver's own would be DEFERRED).
+        connection = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=check_same_thread
+        )
+        self._configure(connection)
+        return connection
 
     async def close(self) -> None:
-        """Close the connection in its thread; idempotent."""
+        """Close both connections (the thread's in its thread) once a running checkpoint ends; idempotent."""
         if self._closed:
             return
         self._closed = True
+        with self._prompt_in_use:
+            if self._prompt is not None:
+                self._prompt.close()
+                self._prompt = None
+        if self._checkpoint is not None:
+            await asyncio.wait({self._checkpoint})
         await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=False)
 
@@ -87,3 +148,15 @@ class DirectWriter:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    return result

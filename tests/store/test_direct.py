@@ -1,0 +1,134 @@
+"""``store.direct``: short write transactions run on the event loop when SQLite's write lock is free, in
+the writer's own thread when another process holds it, and the loop never checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from testgate.store import direct
+from testgate.store.db import _sqlite_pragmas
+from testgate.store.direct import DirectWriter
+
+HOLD_THE_LOCK = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+connection.execute("INSERT INTO t VALUES ('other process')")
+print("holding", flush=True)
+time.sleep(1.0)  # how long the lock is held; the writer waits on the lock, not on this
+connection.execute("COMMIT")
+"""
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    path = tmp_path / "direct.db"
+    with sqlite3.connect(path) as connection:
+        _sqlite_pragmas(connection)
+        connection.execute("CREATE TABLE t (v TEXT)")
+    return path
+
+
+def _rows(path: Path) -> list[str]:
+    with sqlite3.connect(path) as connection:
+        return [v for (v,) in connection.execute("SELECT v FROM t ORDER BY rowid")]
+
+
+def _insert(value: str, threads: list[str]) -> Callable[[sqlite3.Connection], str]:
+    def work(connection: sqlite3.Connection) -> str:
+        threads.append(threading.current_thread().name)
+        connection.execute("INSERT INTO t VALUES (?)", (value,))
+        return value
+
+    return work
+
+
+async def test_a_free_lock_is_written_on_the_loop_without_a_thread(database: Path) -> None:
+    writer = DirectWriter(database, _sqlite_pragmas, timeout=30)
+    threads: list[str] = []
+    try:
+        assert await writer.write(_insert("a", threads)) == "a"
+        assert await writer.write(_insert("b", threads)) == "b"
+    finally:
+        await writer.close()
+    assert threads == [threading.current_thread().name] * 2
+    assert _rows(database) == ["a", "b"]
+
+
+async def test_a_lock_held_by_another_process_is_waited_for_in_the_thread(database: Path) -> None:
+    """BEGIN IMMEDIATE on the loop fails at once (busy timeout 0); the thread's connection waits in
+    SQLite's busy handler until the other process commits, and the loop keeps running meanwhile."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLD_THE_LOCK, str(database), stdout=asyncio.subprocess.PIPE
+    )
+    assert child.stdout is not None
+    assert (await asyncio.wait_for(child.stdout.readline(), 60)).strip() == b"holding"
+    writer = DirectWriter(database, _sqlite_pragmas, timeout=30)
+    threads: list[str] = []
+    ticks = 0
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(ticking())
+    try:
+        assert await writer.write(_insert("this process", threads)) == "this process"
+    finally:
+        ticker.cancel()
+        await writer.close()
+    assert await child.wait() == 0
+    assert [name.startswith("testgate-sqlite-direct") for name in threads] == [True]
+    assert ticks > 10  # the loop was not blocked while the lock was held
+    assert _rows(database) == ["other process", "this process"]
+
+
+async def test_work_that_fails_on_the_loop_is_rolled_back_and_raised(database: Path) -> None:
+    writer = DirectWriter(database, _sqlite_pragmas, timeout=30)
+
+    def failing(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO t VALUES ('half')")
+        raise ValueError("the work failed")
+
+    try:
+        with pytest.raises(ValueError, match="the work failed"):
+            await writer.write(failing)
+        assert await writer.write(_insert("after", [])) == "after"
+    finally:
+        await writer.close()
+    assert _rows(database) == ["after"]
+
+
+async def test_the_loop_never_checkpoints_and_the_thread_checkpoints_passively(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(direct, "CHECKPOINT_EVERY", 3)
+    checkpoints: list[str] = []
+    writer = DirectWriter(database, _sqlite_pragmas, timeout=30)
+    original = writer._passive_checkpoint
+
+    def spying() -> None:
+        checkpoints.append(threading.current_thread().name)
+        original()
+
+    monkeypatch.setattr(writer, "_passive_checkpoint", spying)
+    try:
+        for n in range(7):
+            await writer.write(_insert(str(n), []))
+            await asyncio.sleep(0.05)  # a checkpoint in flight is not started twice; let each finish
+        assert writer._prompt is not None
+        assert writer._prompt.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    finally:
+        await writer.close()
+    assert len(checkpoints) == 2
+    assert all(name.startswith("testgate-sqlite-direct") for name in checkpoints)
+    assert _rows(database) == [str(n) for n in range(7)]
