@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from typing import cast
+from typing import Any, cast
 
 import structlog
 from fastapi import FastAPI
 from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from testgate import __version__, periodic
 from testgate.audit import retention
@@ -38,10 +39,26 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+class Application(FastAPI):
+    """FastAPI, with lanes (``http.stack.Lane``) in front of its own middleware stack."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from testgate.http.stack import Lane
+
+        super().__init__(**kwargs)
+        self.lanes: list[Lane] = []
+
+    def build_middleware_stack(self) -> ASGIApp:
+        from testgate.http.stack import Lanes
+
+        stack = super().build_middleware_stack()
+        return Lanes(stack, self.lanes) if self.lanes else stack
+
+
 def create_app(settings: Settings, *, platform: Platform | None = None) -> FastAPI:
     """Build the application. With ``platform`` given (tests), its lifecycle is the caller's."""
     from testgate.api import routes as api_routes
-    from testgate.http.stack import FrontDoor
+    from testgate.http.stack import FrontDoor, Lane
     from testgate.http.statekeys import state_keys
     from testgate.mcp.hosted import MOUNT, HostedMCP
     from testgate.oauth import routes as oauth_routes
@@ -65,7 +82,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
             stack.enter_context(frozen_heap())
             yield
 
-    app = FastAPI(
+    app = Application(
         title="testgate",
         version=__version__,
         description="Test-orchestration control plane: REST API (the same operations as the MCP tools).",
@@ -81,9 +98,10 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     oauth_routes.install(app)
     web_routes.install(app)
     mcp = HostedMCP(settings, lambda: cast(Platform, app.state.platform), state_keys=state_keys(settings))
-    # First among the routes: an MCP call is matched by one prefix, not after every REST and console route.
-    app.router.routes.insert(0, Mount(MOUNT, app=mcp))
     # The front door (middleware, probes, metrics) goes on last: it wraps everything mounted above.
     front = FrontDoor(settings, lambda: cast(Platform | None, getattr(app.state, "platform", None)))
     front.install(app)
+    # The hosted MCP endpoints take a lane of their own: the front door's layers, then the MCP mount,
+    # without FastAPI's layers and the matching against every REST and console route.
+    app.lanes.append(Lane(front, Mount(MOUNT, app=mcp)))
     return app

@@ -17,15 +17,22 @@ Outermost first (each layer sees what the ones before it decided):
 Inside the application come bearer authentication, the MCP transports and the REST routes. The order is
 a security property: refusals that cost nothing (size, names, origins, rate) come before anything that
 touches the database, and the panic guard sits inside them so a crash never skips the access log.
+
+A ``Lane`` takes the requests under one mount (the hosted MCP endpoints) through these same layers
+straight to that mount, past the framework's own layers (FastAPI's error page, exception handlers,
+body limit, telemetry, file-closing exit stack) and its route matching, none of which an MCP transport
+uses: the layers above already refuse, answer crashes and bound the body.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Match, Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.config import Settings
 from testgate.http import hosts
@@ -79,6 +86,12 @@ class FrontDoor:
             layers.append(Middleware(Timeout, seconds=http.request_timeout))
         return layers
 
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """``app`` inside the layers, for a ``Lane``."""
+        for cls, args, kwargs in reversed(self.middleware()):
+            app = cls(app, *args, **kwargs)
+        return app
+
     def install(self, app: Starlette) -> None:
         """Put the layers outside every middleware ``app`` has so far, and add the probe and metrics routes."""
         app.user_middleware[0:0] = self.middleware()
@@ -99,3 +112,28 @@ class FrontDoor:
                     yield
         finally:
             await self.limiter.close()
+
+
+class Lane:
+    """The HTTP requests under ``mount``: through the front door's layers to the mount, nothing else."""
+
+    def __init__(self, front: FrontDoor, mount: Mount) -> None:
+        self.mount, self.app = mount, front.wrap(mount)
+
+    def takes(self, scope: Scope) -> bool:
+        """``scope`` is an HTTP request for a path under the mount."""
+        return scope["type"] == "http" and self.mount.matches(scope)[0] is Match.FULL
+
+
+class Lanes:
+    """An application's own stack, except for the requests one of its lanes takes."""
+
+    def __init__(self, app: ASGIApp, lanes: Sequence[Lane]) -> None:
+        self.app, self.lanes = app, list(lanes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        for lane in self.lanes:
+            if lane.takes(scope):
+                await lane.app(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
