@@ -178,10 +178,12 @@ async def test_a_revocation_by_another_process_on_the_sqlite_file_is_seen_at_onc
         await verify_bearer(platform, secret, source=None)
 
 
-def test_the_marker_file_changes_identity_on_every_move(tmp_path: Path) -> None:
+def test_the_marker_file_changes_identity_on_every_move(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A new inode each time: two changes within one tick of a coarse file-system clock still differ."""
+    from testgate.store import changes
     from testgate.store.changes import AccessVersion
 
+    monkeypatch.setattr(changes, "RESTAT_NS", 0)  # every current() looks at the file
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     writer, reader = AccessVersion(url), AccessVersion(url)
     seen = reader.current()
@@ -190,6 +192,22 @@ def test_the_marker_file_changes_identity_on_every_move(tmp_path: Path) -> None:
         now = reader.current()
         assert now != seen
         seen = now
+
+
+def test_another_processs_change_is_seen_within_a_millisecond(tmp_path: Path) -> None:
+    """One look at the marker file serves the calls of the next millisecond, no longer."""
+    from testgate.store.changes import RESTAT_NS, AccessVersion
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    writer, reader = AccessVersion(url), AccessVersion(url)
+    looked = time.monotonic_ns()
+    before = reader.current()
+    writer.moved()
+    now = reader.current()
+    if time.monotonic_ns() - looked < RESTAT_NS:
+        assert now == before  # the reader looked at the file less than a millisecond ago
+    time.sleep(RESTAT_NS / 1e9)
+    assert reader.current() != before
 
 
 @pytest.mark.postgres
