@@ -157,7 +157,7 @@ async def head(session: AsyncSession | AsyncConnection, organization_id: str) ->
     return 0, GENESIS
 
 
-async def record(session: AsyncSession, event: Event, *, sink: FileSink | None = None) -> AuditEventRow:
+async def record(session: AsyncSession, event: Event, *, sink: FileSink | None = None) -> ChainedEvent:
     """Append ``event`` to its organization's chain inside ``session``'s transaction.
 
     Secrets MUST NOT reach the chain: secret-named arguments are masked, and token-shaped or registered
@@ -168,7 +168,7 @@ async def record(session: AsyncSession, event: Event, *, sink: FileSink | None =
 
 async def record_many(
     session: AsyncSession | AsyncConnection, events: Sequence[Event], *, sink: FileSink | None = None
-) -> list[AuditEventRow]:
+) -> list[ChainedEvent]:
     """Append ``events``, in order, to their organizations' chains inside ``session``'s transaction.
 
     The rows go in with one INSERT statement (the returned rows are not attached to ``session``).
@@ -195,7 +195,7 @@ async def record_many(
 _COLUMNS = (*CHAINED_COLUMNS, "hash")
 
 
-def append_direct(connection: sqlite3.Connection, events: Sequence[Event], dialect: Dialect) -> list[AuditEventRow]:
+def append_direct(connection: sqlite3.Connection, events: Sequence[Event], dialect: Dialect) -> list[ChainedEvent]:
     """``record_many`` on a plain ``sqlite3`` connection inside its write transaction (``Database.write_direct``).
 
     The same chain and the same stored values: the INSERT is SQLAlchemy's own, compiled once for
@@ -215,10 +215,10 @@ def _organizations(events: Sequence[Event]) -> list[str]:
     return list(dict.fromkeys(event.organization_id for event in events))
 
 
-def _chained(events: Sequence[Event], heads: dict[str, tuple[int, str]]) -> list[AuditEventRow]:
+def _chained(events: Sequence[Event], heads: dict[str, tuple[int, str]]) -> list[ChainedEvent]:
     """``events`` as rows, each linked to the one before it in its organization, from ``heads`` on."""
     heads = dict(heads)
-    rows: list[AuditEventRow] = []
+    rows: list[ChainedEvent] = []
     for event in events:
         last_seq, prev = heads[event.organization_id]
         row = _row(event, last_seq + 1, prev)
@@ -253,8 +253,38 @@ def _direct_insert(dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any
     return compiled.string, [(name, columns[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
 
 
-def _row(event: Event, seq: int, prev: str) -> AuditEventRow:
-    row = AuditEventRow(
+@dataclass(slots=True)
+class ChainedEvent:
+    """An event as it is stored: its column values, linked into its organization's chain.
+
+    A plain value object (a ``StoredEvent``), not an ORM row: appends insert with Core statements, and
+    building an instrumented ``AuditEventRow`` cost more than hashing the event.
+    """
+
+    seq: int
+    event_id: str
+    time: datetime
+    organization_id: str
+    environment_id: str | None
+    actor_type: str
+    actor_id: str | None
+    actor_name: str
+    transport: str
+    action: str
+    resources: list[Any]
+    outcome: str
+    reason: str
+    confirmation: str | None
+    request_id: str | None
+    source_address: str | None
+    user_agent: str | None
+    arguments: dict[str, Any]
+    prev_hash: str
+    hash: str = ""
+
+
+def _row(event: Event, seq: int, prev: str) -> ChainedEvent:
+    row = ChainedEvent(
         seq=seq,
         event_id=new_id(),
         time=utcnow(),
@@ -274,7 +304,6 @@ def _row(event: Event, seq: int, prev: str) -> AuditEventRow:
         user_agent=(event.user_agent or None) and scrub_text(event.user_agent)[:400],
         arguments=bound_arguments(scrub(redact(event.arguments), keys=False)),
         prev_hash=prev,
-        hash="",
     )
     row.hash = hashlib.sha256(canonical(row)).hexdigest()
     return row

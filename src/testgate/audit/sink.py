@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from testgate.audit.formats import event_record
+from testgate.audit.formats import StoredEvent, event_record
 from testgate.config import Settings
-from testgate.store.audit import AuditEventRow
 
 log = structlog.get_logger("testgate.audit")
 
@@ -44,7 +44,7 @@ class FileSink:
         finally:
             os.close(fd)
 
-    def append(self, rows: list[AuditEventRow]) -> None:
+    def append(self, rows: Sequence[StoredEvent]) -> None:
         """Write committed ``rows`` now; a failure is logged (the database stays the record of truth)."""
         lines = [json.dumps(event_record(row), ensure_ascii=False, default=str) for row in rows]
         try:
@@ -52,7 +52,7 @@ class FileSink:
         except OSError as exc:
             log.error("audit file sink write failed", path=str(self.path), events=len(lines), error=str(exc))
 
-    def attach(self, session: AsyncSession, row: AuditEventRow) -> None:
+    def attach(self, session: AsyncSession, row: StoredEvent) -> None:
         """Write ``row`` when ``session``'s transaction commits; drop it if it rolls back."""
         pending: dict[FileSink, list[str]] | None = session.info.get(_PENDING)
         if pending is None:
