@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -196,3 +197,32 @@ async def test_two_replicas_starting_together_on_an_empty_postgres_both_come_up(
         assert first == second
     finally:
         await _drop_postgres_database(url)
+
+
+def test_ids_are_ulids_in_crockford_base32() -> None:
+    """``ulid`` spells each 5-bit group, most significant first, in Crockford's lowercase alphabet."""
+    from testgate.ids import new_id, ulid
+
+    def by_hand(value: int) -> str:
+        digits = []
+        for _ in range(26):
+            value, rem = divmod(value, 32)
+            digits.append("0123456789abcdefghjkmnpqrstvwxyz"[rem])
+        return "".join(reversed(digits))
+
+    for value in (
+        0,
+        1,
+        31,
+        32,
+        2**80 - 1,
+        2**128 - 1,
+        0x0123456789ABCDEF0123456789ABCDEF,
+        *range(1000, 1_000_000, 9973),
+    ):
+        assert ulid(value) == by_hand(value)
+    earlier = new_id()
+    time.sleep(0.002)
+    later = new_id()
+    assert len(earlier) == 26
+    assert earlier < later  # time-sortable: the milliseconds come first

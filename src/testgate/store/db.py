@@ -148,10 +148,11 @@ class Database:
         return self._direct is not None
 
     async def write_direct(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on a plain ``sqlite3`` connection in a write transaction, in one trip to its thread.
+        """Run ``work`` on a plain ``sqlite3`` connection in a write transaction: on the loop when SQLite's
+        lock is free, else in one trip to its thread (``store.direct``).
 
-        For short appends on a hot path (``store.direct``); the turn at the write lock is taken like a
-        write session's. Nothing written here is watched for access changes: no access table belongs here.
+        For short appends on a hot path; the turn at the write lock is taken like a write session's.
+        Nothing written here is watched for access changes: no access table belongs here.
         """
         assert self._direct is not None, "direct writes need a SQLite database in a file"
         async with self._my_turn(True):
@@ -162,13 +163,16 @@ class Database:
         if self._turn is None or not write:
             yield
             return
-        try:
-            # Bounded like SQLite's own busy timeout, so a nested session fails loudly instead of hanging.
-            # (Not wait_for: cancelled at the wrong moment it can leave the lock acquired and unowned.)
-            async with asyncio.timeout(SQLITE_WAIT_SECONDS):
-                await self._turn.acquire()
-        except TimeoutError:
-            raise RuntimeError("timed out waiting for the SQLite write lock") from None
+        if self._turn.locked():
+            try:
+                # Bounded like SQLite's own busy timeout, so a nested session fails loudly instead of hanging.
+                # (Not wait_for: cancelled at the wrong moment it can leave the lock acquired and unowned.)
+                async with asyncio.timeout(SQLITE_WAIT_SECONDS):
+                    await self._turn.acquire()
+            except TimeoutError:
+                raise RuntimeError("timed out waiting for the SQLite write lock") from None
+        else:
+            await self._turn.acquire()  # free: taken at once, without suspending
         try:
             yield
         finally:

@@ -36,7 +36,7 @@ from sqlalchemy.engine import URL, make_url
 
 T = TypeVar("T")
 
-CHECKPOINT_EVERY = 200  # transactions committed on the loop between passive checkpoints (~1,000 WAL pages)
+CHECKPOINT_EVERY = 1000  # transactions committed on the loop between passive checkpoints (about a WAL page each)
 log = structlog.get_logger("testgate.store")
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
