@@ -32,6 +32,7 @@ from testgate.platform import tenancy
 
 log = structlog.get_logger("testgate.mcp")
 
+MEMO_SIZE = 4096  # resource URLs and session owners remembered (all forgotten at once when full)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")  # noqa: S104 - names, not a bind
 
 
@@ -98,6 +99,9 @@ class Guard:
     ) -> None:
         self.app, self.transport, self.platform, self.settings = app, transport, platform, settings
         self.security = TransportSecurityMiddleware(security)
+        # Per environment path: its resource URL; per caller key and resource: the session owner.
+        self._resources: dict[tuple[str, str], str] = {}
+        self._owners: dict[tuple[str, str], AuthenticatedUser] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -106,24 +110,40 @@ class Guard:
             await refused(scope, receive, send)
             return
         org, env = str(scope["path_params"]["org"]), str(scope["path_params"]["env"])
-        caller = await self._admit(request, org, env)
+        resource = self._resource(org, env)
+        caller = await self._admit(request, org, env, resource)
         if isinstance(caller, Response):
             await caller(scope, receive, send)
             return
         scope[SCOPE_KEY] = caller
-        scope["user"] = session_owner(caller, resource_url(self.settings, org, env))
+        scope["user"] = self._owner(caller, resource)
         await self.app(scope, receive, send)
 
-    async def _admit(self, request: Request, org: str, env: str) -> Caller | Response:
+    def _resource(self, org: str, env: str) -> str:
+        found = self._resources.get((org, env))
+        if found is None:
+            if len(self._resources) >= MEMO_SIZE:
+                self._resources.clear()
+            found = self._resources[(org, env)] = resource_url(self.settings, org, env)
+        return found
+
+    def _owner(self, caller: Caller, resource: str) -> AuthenticatedUser:
+        key = (caller.key, resource)
+        found = self._owners.get(key)
+        if found is None:
+            if len(self._owners) >= MEMO_SIZE:
+                self._owners.clear()
+            found = self._owners[key] = session_owner(caller, resource)
+        return found
+
+    async def _admit(self, request: Request, org: str, env: str, resource: str) -> Caller | Response:
         """The authenticated caller, or the response refusing the request."""
         source = request.client.host if request.client else None
         token = bearer_token(request)
         if token is None:
             return unauthorized(self.settings, org, env, None)
         try:
-            principal = await verify_bearer(
-                self.platform(), token, source=source, resource=resource_url(self.settings, org, env)
-            )
+            principal = await verify_bearer(self.platform(), token, source=source, resource=resource)
         except Unauthenticated as exc:
             log.info("mcp authentication failed", reason=str(exc), source=source, path=request.url.path)
             return unauthorized(self.settings, org, env, str(exc))
