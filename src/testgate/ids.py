@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lowercase
-# base64's RFC 4648 base32 spells the same 5-bit groups with other letters.
-_FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET)
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # the two digits of every 10-bit value
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -19,11 +17,12 @@ def new_id() -> str:
 
 
 def ulid(value: int) -> str:
-    """The 26 base32 digits of a 128-bit ``value`` (130 bits, the first two zero).
-
-    Encoded as 20 bytes, 160 bits: 32 digits of which the first six are the padding's zeros.
-    """
-    return base64.b32encode(value.to_bytes(20, "big")).decode()[6:].translate(_FROM_RFC4648)
+    """The 26 base32 digits of a 128-bit ``value`` (130 bits, the first two zero), two digits at a time."""
+    pairs = []
+    for _ in range(13):
+        pairs.append(_PAIRS[value & 1023])
+        value >>= 10
+    return "".join(reversed(pairs))
 
 
 def is_slug(value: str) -> bool:
