@@ -24,7 +24,9 @@ def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "IN
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A call below the level is dropped before any processor runs (not after the timestamp and the
+        # context were added): the access log line of every request costs nothing at WARNING.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
