@@ -17,6 +17,7 @@ a connect timeout to every request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import math
@@ -67,8 +68,9 @@ def _item(spec: str) -> RateLimitItem | None:
     return parse(spec) if spec else None
 
 
+@functools.lru_cache(maxsize=4096)
 def address_key(host: str) -> str:
-    """The address a bucket is keyed on: IPv4 as is, IPv6 by its /64."""
+    """The address a bucket is keyed on: IPv4 as is, IPv6 by its /64 (remembered: parsing costs more)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
