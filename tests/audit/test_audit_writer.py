@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +48,7 @@ async def test_concurrent_events_share_commits_and_keep_the_chain_dense(backend_
         await original(events)
 
     writer._commit = counting  # type: ignore[method-assign]
-    # Another writer of this process holds the write turn while the events arrive (on SQLite an event
-    # arriving while the turn is free is committed at once: see the next test).
-    async with backend_chain.platform.db.session():
-        pending = [asyncio.create_task(writer.record(_event(backend_chain, f"read.{i}"))) for i in range(60)]
-        await asyncio.sleep(0.05)
-    await asyncio.gather(*pending)
+    await asyncio.gather(*(writer.record(_event(backend_chain, f"read.{i}")) for i in range(60)))
     actions = await _actions(backend_chain)
     # Committed in the order they were handed over, and far fewer commits than events.
     assert actions == [f"read.{i}" for i in range(60)]
@@ -82,13 +76,12 @@ async def test_one_bad_event_fails_only_its_own_caller(chain: Chain) -> None:
 
 async def test_a_caller_that_goes_away_does_not_take_its_event_back(chain: Chain) -> None:
     writer = AuditWriter(chain.platform.db)
-    async with chain.platform.db.session():  # the turn is taken: both events wait in the queue
-        first = asyncio.create_task(writer.record(_event(chain, "first")))
-        impatient = asyncio.create_task(writer.record(_event(chain, "impatient")))
-        await asyncio.sleep(0)
-        impatient.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await impatient
+    first = asyncio.create_task(writer.record(_event(chain, "first")))
+    impatient = asyncio.create_task(writer.record(_event(chain, "impatient")))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
     await first
     await writer.close()
     assert await _actions(chain) == ["first", "impatient"]
@@ -103,24 +96,6 @@ async def test_a_read_session_reads_while_a_writer_holds_sqlites_write_lock(chai
             count = await reading.scalar(select(func.count()).select_from(AuditEventRow))
     assert count == 0  # its snapshot predates the writer's commit
     assert await _actions(chain) == ["uncommitted"]
-
-
-async def test_an_event_arriving_with_the_turn_free_is_committed_at_once_on_sqlite(chain: Chain) -> None:
-    """No queue, no task, no hand-off: the event is in the table when ``record`` returns, written on the
-    loop's own thread (``store.direct``)."""
-    db = chain.platform.db
-    writer = AuditWriter(db)
-    threads: list[str] = []
-    original = db.write_direct
-
-    async def spying(work: Any) -> Any:
-        return await original(lambda connection: (threads.append(threading.current_thread().name), work(connection))[1])
-
-    db.write_direct = spying  # type: ignore[method-assign]
-    await writer.record(_event(chain, "at.once"))
-    assert writer._task is None
-    assert threads == [threading.current_thread().name]
-    assert await _actions(chain) == ["at.once"]
 
 
 async def test_direct_and_session_appends_store_the_same_values_in_one_chain(chain: Chain) -> None:

@@ -5,10 +5,6 @@ its answer goes out, but it need not commit alone: events handed to ``record`` w
 written go together in the next transaction, in the order they came. One commit for many calls is what
 lets reads run side by side instead of queueing for the database's write lock one by one.
 
-On a SQLite file with nothing queued and this process's write turn free, there is nobody to share a
-commit with: the event is committed at once, on the event loop (``store.direct``), without the queue,
-a task or a hand-off.
-
 A mutating call keeps writing its event in its own transaction (``dispatch``): there the event and the
 change commit or roll back together.
 """
@@ -26,8 +22,6 @@ from testgate.store.db import Database
 
 log = structlog.get_logger("testgate.audit")
 
-Pending = tuple[recorder.Event, "asyncio.Future[None] | None"]  # an event and who waits for it (None: the writer)
-
 MAX_BATCH = 500
 
 
@@ -36,7 +30,7 @@ class AuditWriter:
 
     def __init__(self, db: Database, sink: FileSink | None = None) -> None:
         self.db, self.sink = db, sink
-        self._queue: list[Pending] = []
+        self._queue: list[tuple[recorder.Event, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -51,11 +45,6 @@ class AuditWriter:
 
     async def record(self, event: recorder.Event) -> None:
         """Commit ``event``; a caller cancelled meanwhile does not take its event back."""
-        if self.db.direct_writes and self.idle and self.db.write_idle():
-            # Taking the free turn does not suspend, and a direct write once begun runs to its end, so
-            # cancellation cannot come between this event and its commit.
-            await self._write([(event, None)])
-            return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((event, waiter))
         if self._task is None or self._task.done() or self._task.get_loop() is not waiter.get_loop():
@@ -67,16 +56,13 @@ class AuditWriter:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             await self._write(batch)
 
-    async def _write(self, batch: Sequence[Pending]) -> None:
+    async def _write(self, batch: Sequence[tuple[recorder.Event, asyncio.Future[None]]]) -> None:
         try:
             await self._commit([event for event, _ in batch])
         except Exception:
             if len(batch) == 1:
                 log.exception("audit write failed", action=batch[0][0].action)
-                failed = RuntimeError("the audit event could not be written")
-                if batch[0][1] is None:
-                    raise failed from None
-                _settle(batch, failed)
+                _settle(batch, RuntimeError("the audit event could not be written"))
                 return
             # One bad event must not fail the others: write each on its own.
             for item in batch:
@@ -102,9 +88,9 @@ class AuditWriter:
             await asyncio.shield(task)
 
 
-def _settle(batch: Sequence[Pending], error: Exception | None) -> None:
+def _settle(batch: Sequence[tuple[recorder.Event, asyncio.Future[None]]], error: Exception | None) -> None:
     for _, waiter in batch:
-        if waiter is None or waiter.done():
+        if waiter.done():
             continue
         if error is None:
             waiter.set_result(None)
