@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,32 @@ async def test_one_bad_event_fails_only_its_own_caller(chain: Chain) -> None:
     assert (await verify(chain.platform.db, chain.org_id)).ok
 
 
+async def test_a_small_batch_is_written_on_the_loop_and_a_large_one_in_the_thread(chain: Chain) -> None:
+    """``store.direct``: SQLite's share of a large batch overlaps with the loop's work in the writer's thread."""
+    db = chain.platform.db
+    writer = AuditWriter(db)
+    threads: list[tuple[int, str]] = []
+    original = db.write_direct
+
+    async def spying(work: Any, *, now: bool = True) -> Any:
+        def watched(connection: Any) -> Any:
+            rows = work(connection)
+            threads.append((len(rows), threading.current_thread().name))
+            return rows
+
+        return await original(watched, now=now)
+
+    db.write_direct = spying  # type: ignore[method-assign]
+    await writer.record(_event(chain, "alone"))
+    async with db.session():  # the turn is taken while the next events arrive: they make one batch
+        pending = [asyncio.create_task(writer.record(_event(chain, f"read.{i}"))) for i in range(10)]
+        await asyncio.sleep(0.05)
+    await asyncio.gather(*pending)
+    assert threads[0] == (1, threading.current_thread().name)
+    assert [(size, name.startswith("testgate-sqlite-direct")) for size, name in threads[1:]] == [(10, True)]
+    assert (await verify(db, chain.org_id)).ok
+
+
 async def test_a_caller_that_goes_away_does_not_take_its_event_back(chain: Chain) -> None:
     writer = AuditWriter(chain.platform.db)
     first = asyncio.create_task(writer.record(_event(chain, "first")))
@@ -106,10 +133,10 @@ async def test_direct_and_session_appends_store_the_same_values_in_one_chain(cha
     direct_trips = 0
     original = db.write_direct
 
-    async def counting(work: Any) -> Any:
+    async def counting(work: Any, *, now: bool = True) -> Any:
         nonlocal direct_trips
         direct_trips += 1
-        return await original(work)
+        return await original(work, now=now)
 
     db.write_direct = counting  # type: ignore[method-assign]
     fields: dict[str, Any] = {

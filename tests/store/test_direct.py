@@ -62,6 +62,17 @@ async def test_a_free_lock_is_written_on_the_loop_without_a_thread(database: Pat
     assert _rows(database) == ["a", "b"]
 
 
+async def test_a_transaction_asked_not_to_run_now_runs_in_the_thread(database: Path) -> None:
+    writer = DirectWriter(database, _sqlite_pragmas, timeout=30)
+    threads: list[str] = []
+    try:
+        assert await writer.write(_insert("later", threads), now=False) == "later"
+    finally:
+        await writer.close()
+    assert [name.startswith("testgate-sqlite-direct") for name in threads] == [True]
+    assert _rows(database) == ["later"]
+
+
 async def test_a_lock_held_by_another_process_is_waited_for_in_the_thread(database: Path) -> None:
     """BEGIN IMMEDIATE on the loop fails at once (busy timeout 0); the thread's connection waits in
     SQLite's busy handler until the other process commits, and the loop keeps running meanwhile."""

@@ -147,16 +147,16 @@ class Database:
         """``write_direct`` is available: a SQLite database in a file."""
         return self._direct is not None
 
-    async def write_direct(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on a plain ``sqlite3`` connection in a write transaction: on the loop when SQLite's
-        lock is free, else in one trip to its thread (``store.direct``).
+    async def write_direct(self, work: Callable[[sqlite3.Connection], T], *, now: bool = True) -> T:
+        """Run ``work`` on a plain ``sqlite3`` connection in a write transaction: on the loop (``now``) when
+        SQLite's lock is free, else in one trip to its thread (``store.direct``).
 
         For short appends on a hot path; the turn at the write lock is taken like a write session's.
         Nothing written here is watched for access changes: no access table belongs here.
         """
         assert self._direct is not None, "direct writes need a SQLite database in a file"
         async with self._my_turn(True):
-            return await self._direct.write(work)
+            return await self._direct.write(work, now=now)
 
     @asynccontextmanager
     async def _my_turn(self, write: bool) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""Short SQLite write transactions without SQLAlchemy: on the event loop when they cannot wait, else in a thread.
+"""Short SQLite write transactions without SQLAlchemy: on the event loop when the lock is free, else in a thread.
 
 A read-only tool call still appends one audit event. Through SQLAlchemy and aiosqlite that append is a
 session, a pool checkout, ``BEGIN IMMEDIATE``, a SELECT of the chain's head, an INSERT and a COMMIT:
@@ -64,15 +64,17 @@ class DirectWriter:
         self._checkpoint: asyncio.Future[None] | None = None
         self._closed = False
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, work: Callable[[sqlite3.Connection], T], *, now: bool = True) -> T:
         """Run ``work`` in a write transaction (committed if it returns, rolled back if it raises).
 
-        ``work`` may run twice: once on the loop, rolled back because the lock was taken meanwhile, and
-        then in the thread. Once started in the thread, the transaction runs to its end even if the
-        caller is cancelled meanwhile: the caller's turn at the write lock must not pass to the next
-        writer while this one still holds it.
+        With ``now``, on the loop when the lock is free; without, in the thread, where the statements'
+        time in SQLite overlaps with the loop's other work (the better place for a long transaction
+        while the loop is busy). ``work`` may run twice: once on the loop, rolled back because the lock
+        was taken meanwhile, and then in the thread. Once started in the thread, the transaction runs to
+        its end even if the caller is cancelled meanwhile: the caller's turn at the write lock must not
+        pass to the next writer while this one still holds it.
         """
-        done, result = self._now(work)
+        done, result = self._now(work) if now else (False, None)
         if done:
             return result  # type: ignore[return-value]
         running = asyncio.get_running_loop().run_in_executor(self._thread, self._waiting, work)
