@@ -94,7 +94,8 @@ async def test_a_small_batch_is_written_on_the_loop_and_a_large_one_in_the_threa
     await writer.record(_event(chain, "alone"))
     async with db.session():  # the turn is taken while the next events arrive: they make one batch
         pending = [asyncio.create_task(writer.record(_event(chain, f"read.{i}"))) for i in range(10)]
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # each task's first step hands its event over
+        assert len(writer._queue) == 10
     await asyncio.gather(*pending)
     assert threads[0] == (1, threading.current_thread().name)
     assert [(size, name.startswith("testgate-sqlite-direct")) for size, name in threads[1:]] == [(10, True)]
