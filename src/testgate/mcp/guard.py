@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import structlog
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -32,6 +34,8 @@ from testgate.platform import tenancy
 
 log = structlog.get_logger("testgate.mcp")
 
+K = TypeVar("K")
+V = TypeVar("V")
 MEMO_SIZE = 4096  # resource URLs and session owners remembered (all forgotten at once when full)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")  # noqa: S104 - names, not a bind
 
@@ -85,6 +89,16 @@ def session_owner(caller: Caller, resource: str) -> AuthenticatedUser:
     return AuthenticatedUser(token)
 
 
+def _remembered(memo: dict[K, V], key: K, make: Callable[[], V]) -> V:
+    """``memo[key]``, made first if absent (a full memo is forgotten at once: its entries are cheap to remake)."""
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        found = memo[key] = make()
+    return found
+
+
 class Guard:
     """Wraps one transport endpoint so that no request reaches it unchecked."""
 
@@ -120,21 +134,10 @@ class Guard:
         await self.app(scope, receive, send)
 
     def _resource(self, org: str, env: str) -> str:
-        found = self._resources.get((org, env))
-        if found is None:
-            if len(self._resources) >= MEMO_SIZE:
-                self._resources.clear()
-            found = self._resources[(org, env)] = resource_url(self.settings, org, env)
-        return found
+        return _remembered(self._resources, (org, env), lambda: resource_url(self.settings, org, env))
 
     def _owner(self, caller: Caller, resource: str) -> AuthenticatedUser:
-        key = (caller.key, resource)
-        found = self._owners.get(key)
-        if found is None:
-            if len(self._owners) >= MEMO_SIZE:
-                self._owners.clear()
-            found = self._owners[key] = session_owner(caller, resource)
-        return found
+        return _remembered(self._owners, (caller.key, resource), lambda: session_owner(caller, resource))
 
     async def _admit(self, request: Request, org: str, env: str, resource: str) -> Caller | Response:
         """The authenticated caller, or the response refusing the request."""
