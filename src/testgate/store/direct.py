@@ -109,15 +109,17 @@ class DirectWriter:
         return True, result
 
     def _waiting(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._connection is None:
-            self._connection = self._open()
-        return _transaction(self._connection, work)
+        return _transaction(self._threads(), work)
 
     def _passive_checkpoint(self) -> None:
         """Copy what the WAL holds into the database file as far as no reader needs it (never blocks them)."""
+        self._threads().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _threads(self) -> sqlite3.Connection:
+        """The thread's connection, opened on first use (in the thread)."""
         if self._connection is None:
             self._connection = self._open()
-        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return self._connection
 
     def _checkpointed(self, future: asyncio.Future[None]) -> None:
         self._checkpoint = None
