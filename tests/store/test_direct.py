@@ -1,5 +1,6 @@
 """``store.direct``: short write transactions run on the event loop when SQLite's write lock is free, in
-the writer's own thread when another process holds it, and the loop never checkpoints."""
+the writer's own thread when another process holds it, and the loop never checkpoints; the WAL starts over
+after each checkpoint instead of growing without end."""
 
 from __future__ import annotations
 
@@ -119,19 +120,19 @@ async def test_work_that_fails_on_the_loop_is_rolled_back_and_raised(database: P
     assert _rows(database) == ["after"]
 
 
-async def test_the_loop_never_checkpoints_and_the_thread_checkpoints_passively(
+async def test_the_loop_never_checkpoints_and_the_thread_checkpoints(
     database: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(direct, "CHECKPOINT_EVERY", 3)
     checkpoints: list[str] = []
     writer = DirectWriter(database, _sqlite_pragmas, timeout=30)
-    original = writer._passive_checkpoint
+    original = writer._restart_checkpoint
 
     def spying() -> None:
         checkpoints.append(threading.current_thread().name)
         original()
 
-    monkeypatch.setattr(writer, "_passive_checkpoint", spying)
+    monkeypatch.setattr(writer, "_restart_checkpoint", spying)
     try:
         for n in range(7):
             await writer.write(_insert(str(n), []))
@@ -144,3 +145,50 @@ async def test_the_loop_never_checkpoints_and_the_thread_checkpoints_passively(
     assert len(checkpoints) == 2
     assert all(name.startswith("testgate-sqlite-direct") for name in checkpoints)
     assert _rows(database) == [str(n) for n in range(7)]
+
+
+async def test_writes_wait_out_a_checkpoint_in_the_thread_so_the_wal_starts_over(
+    database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite rewinds the WAL only when a write transaction begins with every frame copied back and no
+    reader on the WAL (https://sqlite.org/wal.html#avoiding_excessively_large_wal_files). A checkpoint
+    beside the loop's writes never gets there, and the WAL grew by every page written; writes held back
+    behind a RESTART checkpoint keep it at about one checkpoint interval of pages."""
+    every = 20
+    monkeypatch.setattr(direct, "CHECKPOINT_EVERY", every)
+    writer = DirectWriter(database, _sqlite_pragmas, timeout=30)
+    wal = database.with_name(database.name + "-wal")
+    page = "x" * 6000  # two pages and an overflow page per row: the WAL grows visibly per transaction
+    threads: list[str] = []
+    written: list[str] = []
+    reading = True
+
+    async def writing(worker: int) -> None:
+        for n in range(60):
+            written.append(await writer.write(_insert(f"{worker}-{n}-{page}", threads)))
+            await asyncio.sleep(0)
+
+    async def readers() -> None:
+        # Short read transactions all the while, as tool calls make them.
+        with sqlite3.connect(database) as connection:
+            while reading:
+                connection.execute("SELECT count(*) FROM t").fetchone()
+                await asyncio.sleep(0)
+
+    reader = asyncio.create_task(readers())
+    try:
+        for n in range(every - 1):  # one interval's worth, before any checkpoint
+            await writer.write(_insert(f"first-{n}-{page}", []))
+        one_interval = wal.stat().st_size
+        await asyncio.gather(*(writing(worker) for worker in range(4)))
+        while writer._checkpoint is not None:
+            await writer._checkpoint
+    finally:
+        reading = False
+        await reader
+        await writer.close()
+    assert sum(name.startswith("testgate-sqlite-direct") for name in threads) > 0  # queued behind checkpoints
+    # 240 transactions after the first 19: without the rewind the WAL holds all ~13 intervals of them.
+    assert wal.stat().st_size <= 3 * one_interval
+    assert sorted(written) == sorted(f"{w}-{n}-{page}" for w in range(4) for n in range(60))
+    assert len(_rows(database)) == every - 1 + 240

@@ -13,7 +13,16 @@ transaction as one function on a plain ``sqlite3`` connection, and where it can,
   checkpoint writes and syncs the database file, which is no work for an event loop.
 - **In a thread of its own**, on a connection with the engine's busy timeout, when the lock was taken
   (another process is writing): the busy handler waits there, not on the loop. The same thread runs a
-  passive checkpoint after every ``CHECKPOINT_EVERY`` transactions committed on the loop.
+  checkpoint after every ``CHECKPOINT_EVERY`` transactions committed on the loop.
+
+The checkpoint must also let the WAL start over, or the file grows by every page ever written (here
+160 MB in half an hour of benchmark): SQLite rewinds the WAL only at the start of a write transaction
+that finds every frame already copied into the database file and no reader still reading frames. A
+passive checkpoint running beside the loop's writes never gets there: the loop appends frames while it
+copies. So while a checkpoint runs, this process's writes queue behind it in the thread, and it is a
+``RESTART`` checkpoint: it copies every frame and waits (at most ``CHECKPOINT_WAIT``, on readers that
+began before it) until no reader needs the WAL, so the next transaction rewinds it. If the wait runs out
+(a long read), the frames are copied as far as possible and the next checkpoint tries again.
 
 Both connections have the engine's pragmas (WAL, ``synchronous=NORMAL``, foreign keys), so SQLite's
 locking is that of any other connection to the file. Writers of this process take ``Database``'s turn
@@ -36,7 +45,8 @@ from sqlalchemy.engine import URL, make_url
 
 T = TypeVar("T")
 
-CHECKPOINT_EVERY = 1000  # transactions committed on the loop between passive checkpoints (about a WAL page each)
+CHECKPOINT_EVERY = 1000  # transactions committed on the loop between checkpoints (a few WAL pages each)
+CHECKPOINT_WAIT = 0.2  # seconds a checkpoint may wait for readers (and other processes' writers) to finish
 log = structlog.get_logger("testgate.store")
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -74,7 +84,8 @@ class DirectWriter:
         its end even if the caller is cancelled meanwhile: the caller's turn at the write lock must not
         pass to the next writer while this one still holds it.
         """
-        done, result = self._now(work) if now else (False, None)
+        # While a checkpoint runs, writes queue behind it in the thread (see the module docstring).
+        done, result = self._now(work) if now and self._checkpoint is None else (False, None)
         if done:
             return result  # type: ignore[return-value]
         running = asyncio.get_running_loop().run_in_executor(self._thread, self._waiting, work)
@@ -104,16 +115,24 @@ class DirectWriter:
         self._since_checkpoint += 1
         if self._since_checkpoint >= CHECKPOINT_EVERY and self._checkpoint is None:
             self._since_checkpoint = 0
-            self._checkpoint = asyncio.get_running_loop().run_in_executor(self._thread, self._passive_checkpoint)
+            self._checkpoint = asyncio.get_running_loop().run_in_executor(self._thread, self._restart_checkpoint)
             self._checkpoint.add_done_callback(self._checkpointed)
         return True, result
 
     def _waiting(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return _transaction(self._threads(), work)
 
-    def _passive_checkpoint(self) -> None:
-        """Copy what the WAL holds into the database file as far as no reader needs it (never blocks them)."""
-        self._threads().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    def _restart_checkpoint(self) -> None:
+        """Copy the WAL into the database file and wait until the next transaction may rewind it.
+
+        Readers are never blocked; writers of other processes wait in their busy handlers meanwhile.
+        """
+        connection = self._threads()
+        connection.execute(f"PRAGMA busy_timeout={int(CHECKPOINT_WAIT * 1000)}")
+        try:
+            connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
 
     def _threads(self) -> sqlite3.Connection:
         """The thread's connection, opened on first use (in the thread)."""
@@ -124,7 +143,7 @@ class DirectWriter:
     def _checkpointed(self, future: asyncio.Future[None]) -> None:
         self._checkpoint = None
         if not future.cancelled() and future.exception() is not None:
-            log.warning("passive WAL checkpoint failed", error=str(future.exception()))
+            log.warning("WAL checkpoint failed", error=str(future.exception()))
 
     def _open(self, *, check_same_thread: bool = True) -> sqlite3.Connection:
         # Autocommit mode: the BEGIN of ``_transaction`` is the only one (the driver's own would be DEFERRED).
