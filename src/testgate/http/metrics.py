@@ -13,6 +13,7 @@ The instruments live in prometheus_client's process-wide registry: one server pr
 
 from __future__ import annotations
 
+import functools
 import re
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -77,8 +78,22 @@ class Metrics:
 
 
 def _count(scope: Scope, status: int, seconds: float) -> None:
-    method, route = scope.get("method", ""), route_of(scope)
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
-    if status in _DENIALS:
-        DENIED.labels(_DENIALS[status]).inc()
+    requests, latency, denied = _series(scope.get("method", ""), route_of(scope), status)
+    requests.inc()
+    latency.observe(seconds)
+    if denied is not None:
+        denied.inc()
+
+
+@functools.lru_cache(maxsize=1024)
+def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram, Counter | None]:
+    """The series a response is counted in (looked up once: ``labels`` takes a lock and builds a key).
+
+    The labels are bounded (route templates, methods, statuses), so the cache holds every series in use.
+    """
+    denial = _DENIALS.get(status)
+    return (
+        REQUESTS.labels(method, route, str(status)),
+        LATENCY.labels(method, route),
+        DENIED.labels(denial) if denial else None,
+    )
