@@ -51,6 +51,13 @@ log = structlog.get_logger("testgate.store")
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+class _Later:
+    """What ``DirectWriter._now`` returns when the work must run in the thread instead."""
+
+
+LATER = _Later()
+
+
 def database_file(url: str | URL) -> Path | None:
     """The file of a SQLite database URL; None for another backend, an in-memory or a URI-named database."""
     parsed = make_url(url)
@@ -85,9 +92,9 @@ class DirectWriter:
         pass to the next writer while this one still holds it.
         """
         # While a checkpoint runs, writes queue behind it in the thread (see the module docstring).
-        done, result = self._now(work) if now and self._checkpoint is None else (False, None)
-        if done:
-            return result  # type: ignore[return-value]
+        result = self._now(work) if now and self._checkpoint is None else LATER
+        if not isinstance(result, _Later):
+            return result
         running = asyncio.get_running_loop().run_in_executor(self._thread, self._waiting, work)
         try:
             return await asyncio.shield(running)
@@ -96,10 +103,10 @@ class DirectWriter:
                 await asyncio.wait({running})
             raise
 
-    def _now(self, work: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
-        """``work`` on the loop's connection: (True, its result), or (False, None) when the lock is taken."""
+    def _now(self, work: Callable[[sqlite3.Connection], T]) -> T | _Later:
+        """``work``'s result on the loop's connection, or ``LATER`` when the lock is taken."""
         if self._closed or not self._prompt_in_use.acquire(blocking=False):
-            return False, None
+            return LATER
         try:
             if self._prompt is None:
                 self._prompt = self._open(check_same_thread=False)
@@ -108,16 +115,16 @@ class DirectWriter:
             result = _transaction(self._prompt, work)
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF in _BUSY:
-                return False, None
+                return LATER
             raise
         finally:
             self._prompt_in_use.release()
         self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_EVERY and self._checkpoint is None:
+        if self._since_checkpoint >= CHECKPOINT_EVERY:
             self._since_checkpoint = 0
             self._checkpoint = asyncio.get_running_loop().run_in_executor(self._thread, self._restart_checkpoint)
             self._checkpoint.add_done_callback(self._checkpointed)
-        return True, result
+        return result
 
     def _waiting(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return _transaction(self._threads(), work)
