@@ -75,23 +75,30 @@ async def test_one_bad_event_fails_only_its_own_caller(chain: Chain) -> None:
     assert (await verify(chain.platform.db, chain.org_id)).ok
 
 
-async def test_a_small_batch_is_written_on_the_loop_and_a_large_one_in_the_thread(chain: Chain) -> None:
+async def test_an_event_alone_is_written_at_once_on_the_loop_and_a_large_batch_in_the_thread(chain: Chain) -> None:
     """``store.direct``: SQLite's share of a large batch overlaps with the loop's work in the writer's thread."""
     db = chain.platform.db
     writer = AuditWriter(db)
     threads: list[tuple[int, str]] = []
-    original = db.write_direct
+    original, original_now = db.write_direct, db.write_direct_now
 
-    async def spying(work: Any, *, now: bool = True) -> Any:
-        def watched(connection: Any) -> Any:
+    def watched(work: Any) -> Any:
+        def run(connection: Any) -> Any:
             rows = work(connection)
             threads.append((len(rows), threading.current_thread().name))
             return rows
 
-        return await original(watched, now=now)
+        return run
+
+    async def spying(work: Any, *, now: bool = True) -> Any:
+        return await original(watched(work), now=now)
 
     db.write_direct = spying  # type: ignore[method-assign]
-    await writer.record(_event(chain, "alone"))
+    db.write_direct_now = lambda work: original_now(watched(work))  # type: ignore[method-assign]
+    alone = writer.record(_event(chain, "alone"))
+    with pytest.raises(StopIteration):
+        alone.send(None)  # committed without suspending once: no task, no hand-off
+    assert threads == [(1, threading.current_thread().name)]
     async with db.session():  # the turn is taken while the next events arrive: they make one batch
         pending = [asyncio.create_task(writer.record(_event(chain, f"read.{i}"))) for i in range(10)]
         await asyncio.sleep(0)  # each task's first step hands its event over
@@ -103,13 +110,16 @@ async def test_a_small_batch_is_written_on_the_loop_and_a_large_one_in_the_threa
 
 
 async def test_a_caller_that_goes_away_does_not_take_its_event_back(chain: Chain) -> None:
-    writer = AuditWriter(chain.platform.db)
-    first = asyncio.create_task(writer.record(_event(chain, "first")))
-    impatient = asyncio.create_task(writer.record(_event(chain, "impatient")))
-    await asyncio.sleep(0)
-    impatient.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await impatient
+    db = chain.platform.db
+    writer = AuditWriter(db)
+    async with db.session():  # another write holds the turn: the events queue for the writer's task
+        first = asyncio.create_task(writer.record(_event(chain, "first")))
+        impatient = asyncio.create_task(writer.record(_event(chain, "impatient")))
+        await asyncio.sleep(0)
+        assert len(writer._queue) == 2
+        impatient.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await impatient
     await first
     await writer.close()
     assert await _actions(chain) == ["first", "impatient"]
@@ -132,14 +142,14 @@ async def test_direct_and_session_appends_store_the_same_values_in_one_chain(cha
     db = chain.platform.db
     assert db.direct_writes
     direct_trips = 0
-    original = db.write_direct
+    original_now = db.write_direct_now
 
-    async def counting(work: Any, *, now: bool = True) -> Any:
+    def counting(work: Any) -> Any:
         nonlocal direct_trips
         direct_trips += 1
-        return await original(work, now=now)
+        return original_now(work)
 
-    db.write_direct = counting  # type: ignore[method-assign]
+    db.write_direct_now = counting  # type: ignore[method-assign]
     fields: dict[str, Any] = {
         "environment_id": chain.env_id,
         "resources": [{"type": "execution", "id": "01abc", "name": "smoke · nightly"}],

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 import structlog
+from limits import parse
 
-from testgate.http.ratelimit import Limiter
+from testgate.http.ratelimit import Bucket, Limiter, Windows
 from testgate.http.settings import HttpSettings
 
 MCP = "/organizations/acme/environments/dev/mcp"
@@ -78,6 +79,34 @@ def test_the_principal_bucket_is_keyed_on_a_hash_of_the_token_never_the_token() 
     assert token not in buckets[0].key
     assert "s" * 8 not in buckets[0].key
     assert buckets[1].key == "2001:db8::/64"  # one IPv6 subscriber cannot rotate through its /64
+
+
+def test_a_window_in_memory_opens_at_the_first_hit_refuses_until_its_end_then_starts_over() -> None:
+    windows, item = Windows(), parse("2/minute")
+    alice, bob = Bucket("principal", item, "alice"), Bucket("principal", item, "bob")
+
+    spent = [windows.hit(alice, 1000.0), windows.hit(alice, 1010.0)]
+    refused = windows.hit(alice, 1059.9)
+    others = windows.hit(bob, 1059.9)
+    again = windows.hit(alice, 1060.0)
+
+    assert spent == [None, None]
+    assert refused == 1060.0  # the window began with the first hit, not on the minute
+    assert others is None
+    assert again is None
+
+
+def test_ended_windows_are_forgotten_so_rotating_keys_cannot_grow_memory_forever() -> None:
+    windows, item = Windows(), parse("5/second")
+    for n in range(1000):
+        windows.hit(Bucket("address", item, f"10.0.{n // 256}.{n % 256}"), 1000.0)
+    live = Bucket("address", item, "10.9.9.9")
+    windows.hit(live, 1000.0 + Windows.PRUNE_EVERY)
+
+    windows.prune(1000.0 + Windows.PRUNE_EVERY + 0.5)
+
+    assert len(windows._windows) == 1  # only the window still open
+    assert windows.hit(live, 1000.5 + Windows.PRUNE_EVERY) is None  # its count survived the pruning
 
 
 @pytest.mark.redis

@@ -53,6 +53,11 @@ class Event:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
+# json.dumps with any option builds an encoder per call; these are built once (the same output).
+_SORTED = json.JSONEncoder(default=str, sort_keys=True)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def redact(value: Any, sensitive: frozenset[str] = frozenset()) -> Any:
     """Replace secret-looking fields (and the named sensitive ones) with ``***``."""
     if isinstance(value, dict):
@@ -68,7 +73,7 @@ def _secret_key(key: str) -> bool:
 
 
 def bound_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
-    text = json.dumps(arguments, default=str, sort_keys=True)
+    text = _SORTED.encode(arguments)
     if len(text) <= MAX_ARGUMENT_CHARS:
         return arguments
     return {"_truncated": True, "_preview": text[:MAX_ARGUMENT_CHARS]}
@@ -124,7 +129,7 @@ def encode(values: Mapping[Any, Any]) -> bytes:
         "arguments": values["arguments"],
         "prev_hash": values["prev_hash"],
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return _CANONICAL.encode(body).encode()
 
 
 def digest(values: Mapping[Any, Any]) -> str:

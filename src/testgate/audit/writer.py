@@ -5,6 +5,9 @@ its answer goes out, but it need not commit alone: events handed to ``record`` w
 written go together in the next transaction, in the order they came. One commit for many calls is what
 lets reads run side by side instead of queueing for the database's write lock one by one.
 
+When nothing else is writing (no batch queued or being written, SQLite's lock free), the event is
+committed at once on the event loop, without the batch's task and hand-offs.
+
 A mutating call keeps writing its event in its own transaction (``dispatch``): there the event and the
 change commit or roll back together.
 """
@@ -19,6 +22,7 @@ import structlog
 from testgate.audit import recorder
 from testgate.audit.sink import FileSink
 from testgate.store.db import Database
+from testgate.store.direct import Later
 
 log = structlog.get_logger("testgate.audit")
 
@@ -46,11 +50,29 @@ class AuditWriter:
 
     async def record(self, event: recorder.Event) -> None:
         """Commit ``event``; a caller cancelled meanwhile does not take its event back."""
+        if self._now(event):
+            return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((event, waiter))
         if self._task is None or self._task.done() or self._task.get_loop() is not waiter.get_loop():
             self._task = asyncio.create_task(self._drain(), name="testgate-audit-writer")
         await asyncio.shield(waiter)
+
+    def _now(self, event: recorder.Event) -> bool:
+        """Commit ``event`` at once when nothing else is writing (SQLite in a file); false if it must queue."""
+        if not (self.db.direct_writes and self.idle):
+            return False
+        dialect = self.db.engine.dialect
+        try:
+            rows = self.db.write_direct_now(lambda connection: recorder.append_direct(connection, [event], dialect))
+        except Exception:
+            log.exception("audit write failed", action=event.action)
+            raise RuntimeError("the audit event could not be written") from None
+        if isinstance(rows, Later):
+            return False
+        if self.sink is not None:
+            self.sink.append(rows)
+        return True
 
     async def _drain(self) -> None:
         while self._queue:

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+
 import structlog
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from testgate.http import paths
-from testgate.http.observe import run_observed
 
 log = structlog.get_logger("testgate.http")
 
 
-class AccessLog:
-    """Log ``request`` events after each response (the request id is bound by the middleware before this one)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await run_observed(self.app, scope, receive, send, _log, unanswered=0)
-
-
-def _log(scope: Scope, status: int, seconds: float) -> None:
-    client = scope.get("client")
+def line(scope: Scope, status: int, seconds: float) -> None:
+    """Log the ``request`` event of a request that ended (``status`` 0: no response began; the caller,
+    ``testgate.http.observe``, has bound the request id)."""
     # Probes arrive every few seconds from the orchestrator: recorded, but below the default level.
-    emit = log.debug if scope.get("path") in paths.PROBES else log.info
+    probe = scope.get("path") in paths.PROBES
+    enabled = getattr(log, "isEnabledFor", None)  # logging routed through the stdlib (``logconfig``)
+    if enabled is not None and not enabled(logging.DEBUG if probe else logging.INFO):
+        return  # not even the line's fields are worth building (every request, at WARNING)
+    client = scope.get("client")
+    emit = log.debug if probe else log.info
     emit(
         "request",
         method=scope.get("method"),

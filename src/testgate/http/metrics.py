@@ -1,4 +1,4 @@
-"""Prometheus instruments of the process, the middleware that feeds the HTTP ones, and the dispatch hook.
+"""Prometheus instruments of the process, what feeds the HTTP ones (``count_response``), and the dispatch hook.
 
     testgate_http_requests_total{method,route,status}        route: the template, never the raw path
     testgate_http_request_duration_seconds{method,route}     histogram
@@ -17,10 +17,9 @@ import functools
 import re
 
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from testgate.http import paths
-from testgate.http.observe import run_observed
 
 REQUESTS = Counter("testgate_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -64,20 +63,8 @@ def route_of(scope: Scope) -> str:
     return "unmatched"
 
 
-class Metrics:
-    """Count every response by route template and status, and time it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await run_observed(self.app, scope, receive, send, _count, unanswered=500)
-
-
-def _count(scope: Scope, status: int, seconds: float) -> None:
+def count_response(scope: Scope, status: int, seconds: float) -> None:
+    """Count a response by route template and status, and time it (``testgate.http.observe`` calls this)."""
     requests, latency, denied = _series(scope.get("method", ""), route_of(scope), status)
     requests.inc()
     latency.observe(seconds)

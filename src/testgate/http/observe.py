@@ -1,33 +1,53 @@
-"""Watching a response go by: its status and how long the app took, for the access log and metrics."""
+"""The outermost watcher of every HTTP request: its id, its access-log line and its metrics, in one layer.
+
+Each was a middleware of its own, and each wrapped ``send`` to see the response go by: three wrappers
+called for every message of every response (an SSE answer is several). One wrapper does all three:
+
+- the request id (``testgate.http.request_id``): accepted or generated, bound to every log line of the
+  request and returned as ``X-Request-ID`` on the response;
+- the access log (``testgate.http.accesslog``): one line per request once it ends, whatever answered it;
+- the metrics (``testgate.http.metrics``): the response counted by route template and status, and timed.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
+import structlog
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from testgate.http import accesslog, metrics
+from testgate.http.request_id import HEADER, scope_request_id
 
-async def run_observed(
-    app: ASGIApp,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    done: Callable[[Scope, int, float], None],
-    *,
-    unanswered: int,
-) -> None:
-    """Run ``app``; then ``done(scope, status, seconds)``, also when it raised (``unanswered`` if no response began)."""
-    started = time.perf_counter()
-    status = unanswered
 
-    async def observe(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
-        await send(message)
+class Observe:
+    """Give each HTTP request an id, then log it and count it once it ends (also when the app raised)."""
 
-    try:
-        await app(scope, receive, observe)
-    finally:
-        done(scope, status, time.perf_counter() - started)
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope_request_id(scope)
+        status = 0  # no response began (yet)
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message)[HEADER] = request_id
+            await send(message)
+
+        # bind + reset by token: what ``bound_contextvars`` does, without copying the whole context first.
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            seconds = time.perf_counter() - started
+            accesslog.line(scope, status, seconds)
+            metrics.count_response(scope, status or 500, seconds)  # an app that raised answered nothing: 500
+            structlog.contextvars.reset_contextvars(**bound)

@@ -1,6 +1,6 @@
 """Rate limits per principal and per source address, in memory or shared by every replica through Redis.
 
-Buckets (fixed windows from the first hit, ``limits`` strategies):
+Buckets (fixed windows from the first hit; ``limits`` parses the specs and, with Redis, counts):
 
     sign-in     http.rate_limit_auth      per address, on the sign-in and token endpoints (``paths.SIGN_IN``)
     principal   http.rate_limit           per bearer token, keyed on its SHA-256 (never the token itself)
@@ -9,6 +9,10 @@ Buckets (fixed windows from the first hit, ``limits`` strategies):
 A request spends one unit in each bucket that applies and is refused (429, ``Retry-After`` and the
 ``RateLimit-*`` fields of draft-ietf-httpapi-ratelimit-headers) when any is empty. The address is the
 peer's, or the client a trusted proxy forwarded (``testgate.http.forwarded`` runs first).
+
+Without Redis the windows are counted here, in a dictionary: ``limits``' in-memory storages start a
+task (asyncio) or a thread (sync) to expire keys whenever the last one has finished, which under load is
+once per request - measured at 0.19 ms of every MCP call (docs/performance.md, sixth session).
 
 Redis unreachable: ``fail_open`` serves without limits and logs a warning (at most every 30 s);
 ``fail_closed`` answers 503. After a failure Redis is left alone for a second, so an outage does not add
@@ -27,7 +31,7 @@ from typing import Any
 
 import structlog
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool, Redis
@@ -64,6 +68,9 @@ class Verdict:
     unavailable: bool = False
 
 
+ALLOWED = Verdict(allowed=True)
+
+
 def _item(spec: str) -> RateLimitItem | None:
     return parse(spec) if spec else None
 
@@ -86,6 +93,39 @@ def bearer_of(headers: Headers) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+class Windows:
+    """Fixed windows counted in this process: each key's window starts at its first hit and lasts the item's expiry.
+
+    Expired windows are dropped at most once per ``PRUNE_EVERY`` seconds, so the dictionary holds the keys
+    seen within the longest window plus that much (a key is a hash or an address: bounded by the clients).
+    """
+
+    PRUNE_EVERY = 10.0
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str], tuple[float, int]] = {}
+        self._pruned = -math.inf
+
+    def hit(self, bucket: Bucket, now: float) -> float | None:
+        """Spend one unit: ``None`` when it was there, else when the window ends (epoch seconds)."""
+        key = (bucket.name, bucket.key)  # a limiter has one item per bucket name
+        end, count = self._windows.get(key, (0.0, 0))
+        if end <= now:
+            end, count = now + bucket.item.get_expiry(), 0
+        if count >= bucket.item.amount:
+            return end
+        self._windows[key] = (end, count + 1)
+        return None
+
+    def prune(self, now: float) -> None:
+        """Forget the windows that have ended (cheap to call on every request: it works every few seconds)."""
+        if now - self._pruned < self.PRUNE_EVERY:
+            return
+        self._pruned = now
+        for key in [key for key, (end, _) in self._windows.items() if end <= now]:
+            del self._windows[key]
+
+
 class Limiter:
     """Spends requests against the buckets; storage is created on first use, inside the event loop."""
 
@@ -97,6 +137,7 @@ class Limiter:
             _item(settings.rate_limit),
             _item(settings.rate_limit_address),
         )
+        self._windows = Windows()
         self._pool: ConnectionPool | None = None
         self._strategy: FixedWindowRateLimiter | None = None
         self._down_until = 0.0
@@ -107,25 +148,19 @@ class Limiter:
         """Limits are shared by every replica (Redis) rather than kept in this process."""
         return self.redis_url is not None
 
-    def _limiter(self) -> FixedWindowRateLimiter:
+    def _limiter(self, redis_url: str) -> FixedWindowRateLimiter:
         if self._strategy is None:
-            storage: Storage
-            if self.redis_url is None:
-                storage = MemoryStorage()
-            else:
-                timeout = self.settings.redis_timeout
-                self._pool = ConnectionPool.from_url(
-                    self.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-                )
-                # limits types its client options as scalars; the pool is passed through to redis-py as is.
-                pool: dict[str, Any] = {"connection_pool": self._pool}
-                storage = RedisStorage(
-                    "async+" + self.redis_url,
-                    wrap_exceptions=True,
-                    implementation="redispy",
-                    key_prefix=self.settings.rate_limit_prefix,
-                    **pool,
-                )
+            timeout = self.settings.redis_timeout
+            self._pool = ConnectionPool.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+            # limits types its client options as scalars; the pool is passed through to redis-py as is.
+            pool: dict[str, Any] = {"connection_pool": self._pool}
+            storage = RedisStorage(
+                "async+" + redis_url,
+                wrap_exceptions=True,
+                implementation="redispy",
+                key_prefix=self.settings.rate_limit_prefix,
+                **pool,
+            )
             self._strategy = FixedWindowRateLimiter(storage)
         return self._strategy
 
@@ -145,9 +180,11 @@ class Limiter:
 
     async def spend(self, buckets: list[Bucket]) -> Verdict:
         """Take one unit from each bucket; the first empty one refuses the request."""
+        if self.redis_url is None:
+            return self.spend_here(buckets)
         if time.monotonic() < self._down_until:
             return Verdict(allowed=False, unavailable=True)
-        limiter = self._limiter()
+        limiter = self._limiter(self.redis_url)
         try:
             for bucket in buckets:
                 if not await limiter.hit(bucket.item, bucket.name, bucket.key):
@@ -157,7 +194,17 @@ class Limiter:
             self._down_until = time.monotonic() + RETRY_REDIS_AFTER
             self._warn(exc)
             return Verdict(allowed=False, unavailable=True)
-        return Verdict(allowed=True)
+        return ALLOWED
+
+    def spend_here(self, buckets: list[Bucket]) -> Verdict:
+        """``spend`` on this process's own windows (no Redis)."""
+        now = time.time()
+        self._windows.prune(now)
+        for bucket in buckets:
+            reset = self._windows.hit(bucket, now)
+            if reset is not None:
+                return Verdict(allowed=False, bucket=bucket, reset=reset)
+        return ALLOWED
 
     def _warn(self, exc: BaseException) -> None:
         now = time.monotonic()
@@ -171,7 +218,7 @@ class Limiter:
         """Redis answers (always true in memory)."""
         if self.redis_url is None:
             return True
-        self._limiter()
+        self._limiter(self.redis_url)
         try:
             return bool(await Redis(connection_pool=self._pool).ping())
         except (RedisError, OSError):
@@ -194,7 +241,7 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         buckets = self.limiter.buckets(scope)
-        verdict = await self.limiter.spend(buckets) if buckets else Verdict(allowed=True)
+        verdict = await self.limiter.spend(buckets) if buckets else ALLOWED
         if verdict.allowed or (verdict.unavailable and self.limiter.settings.redis_failure == "fail_open"):
             await self.app(scope, receive, send)
             return

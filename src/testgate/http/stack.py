@@ -4,22 +4,22 @@ Outermost first (each layer sees what the ones before it decided):
 
     1. Forwarded     trusted proxies' X-Forwarded-For / Forwarded -> scope["client"], so everything after
                      (logs, limits, audit) sees the real client; only with ``http.trusted_proxies``
-    2. request id    X-Request-ID accepted or generated, bound to every log line, returned on every response
-    3. access log    one line per request, whatever answered it
-    4. metrics       requests by route template and status, latency; also counts the refusals below
-    5. body limit    413 before anything reads or authenticates (JSON-RPC on MCP, problem+json elsewhere)
-    6. Host/Origin   DNS rebinding and cross-site requests refused (421/403), the MCP transports' own rule
-    7. CORS          preflights answered before authentication; only with ``http.cors_origins``
-    8. rate limit    429 per principal and per address (stricter on sign-in), before any work is done
-    9. panic guard   an unhandled exception -> 500 / -32603 with the request id, logged and audited
-   10. timeout       504 when no response has started within ``http.request_timeout``
+    2. observe       X-Request-ID accepted or generated, bound to every log line, returned on every
+                     response; then one access-log line per request, whatever answered it, and the
+                     metrics (requests by route template and status, latency; the refusals below too)
+    3. body limit    413 before anything reads or authenticates (JSON-RPC on MCP, problem+json elsewhere)
+    4. Host/Origin   DNS rebinding and cross-site requests refused (421/403), the MCP transports' own rule
+    5. CORS          preflights answered before authentication; only with ``http.cors_origins``
+    6. rate limit    429 per principal and per address (stricter on sign-in), before any work is done
+    7. panic guard   an unhandled exception -> 500 / -32603 with the request id, logged and audited
+    8. timeout       504 when no response has started within ``http.request_timeout``
 
 Inside the application come bearer authentication, the MCP transports and the REST routes. The order is
 a security property: refusals that cost nothing (size, names, origins, rate) come before anything that
 touches the database, and the panic guard sits inside them so a crash never skips the access log.
 
 A ``Lane`` takes the requests under one mount (the hosted MCP endpoints) through these same layers
-straight to that mount, past the framework's own layers (FastAPI's error page, exception handlers,
+straight to that mount's app, past the framework's own layers (FastAPI's error page, exception handlers,
 body limit, telemetry, file-closing exit stack) and its route matching, none of which an MCP transport
 uses: the layers above already refuse, answer crashes and bound the body.
 """
@@ -36,15 +36,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.config import Settings
 from testgate.http import hosts
-from testgate.http.accesslog import AccessLog
 from testgate.http.cors import Cors
 from testgate.http.forwarded import Forwarded
 from testgate.http.health import Probes
 from testgate.http.limits import BodyLimit, upload_limit
-from testgate.http.metrics import Metrics
+from testgate.http.observe import Observe
 from testgate.http.panic import PanicGuard, PlatformRef
 from testgate.http.ratelimit import Limiter, RateLimit
-from testgate.http.request_id import RequestIdMiddleware
 from testgate.http.scrape import Scraper, listener
 from testgate.http.timeouts import Timeout
 
@@ -70,9 +68,7 @@ class FrontDoor:
         if http.trusted_proxies:
             layers.append(Middleware(Forwarded, trusted=http.trusted_proxies, header=http.forwarded_header))
         layers += [
-            Middleware(RequestIdMiddleware),
-            Middleware(AccessLog),
-            Middleware(Metrics),
+            Middleware(Observe),
             Middleware(BodyLimit, limit=http.max_body_bytes, uploads=upload_limit(self.settings.max_upload_bytes)),
             Middleware(hosts.HostCheck, security=self.security),
         ]
@@ -115,14 +111,24 @@ class FrontDoor:
 
 
 class Lane:
-    """The HTTP requests under ``mount``: through the front door's layers to the mount, nothing else."""
+    """The HTTP requests under ``mount``: through the front door's layers to the mount's app, nothing else."""
 
     def __init__(self, front: FrontDoor, mount: Mount) -> None:
-        self.mount, self.app = mount, front.wrap(mount)
+        self.mount, self.app = mount, front.wrap(mount.app)
 
     def takes(self, scope: Scope) -> bool:
-        """``scope`` is an HTTP request for a path under the mount."""
-        return scope["type"] == "http" and self.mount.matches(scope)[0] is Match.FULL
+        """``scope`` is an HTTP request for a path under the mount; if so, it is routed there already.
+
+        The mount's path parameters and root path go into ``scope`` here, as the mount itself would
+        put them: matched once, not again by the mount behind the layers.
+        """
+        if scope["type"] != "http":
+            return False
+        match, child = self.mount.matches(scope)
+        if match is not Match.FULL:
+            return False
+        scope.update(child)
+        return True
 
 
 class Lanes:

@@ -9,9 +9,8 @@ bounded by its own ``timeout`` (at most 900 s), and is exempt.
 
 from __future__ import annotations
 
-import math
+import asyncio
 
-import anyio
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,17 +30,24 @@ class Timeout:
             await self.app(scope, receive, send)
             return
         started = False
-        with anyio.CancelScope(deadline=anyio.current_time() + self.seconds) as deadline:
+        # asyncio's own timeout, not an anyio cancel scope: a timer handle instead of the scope's
+        # bookkeeping on every request (the app's task groups pass the cancellation on either way).
+        deadline = asyncio.timeout(self.seconds)
 
-            async def starting(message: Message) -> None:
-                nonlocal started
-                if message["type"] == "http.response.start":
-                    started = True
-                    deadline.deadline = math.inf  # from here the route's own bounds govern
-                await send(message)
+        async def starting(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                deadline.reschedule(None)  # from here the route's own bounds govern
+            await send(message)
 
-            await self.app(scope, receive, starting)
-        if deadline.cancelled_caught and not started:
+        try:
+            async with deadline:
+                await self.app(scope, receive, starting)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # not this deadline's: the app's own
+        if deadline.expired() and not started:
             log.warning("request timed out", path=scope["path"], seconds=self.seconds)
             detail = f"no response within {self.seconds:g} s; the request was cancelled and may have partly run"
             await replies.refusal(scope, 504, "timeout", "Timeout", detail)(scope, receive, send)

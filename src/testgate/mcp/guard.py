@@ -1,23 +1,23 @@
 """The door of the hosted MCP endpoints, checked on every HTTP request before the SDK sees it.
 
-Order: Host/Origin (DNS rebinding) -> bearer token (401 with RFC 9728 ``resource_metadata``) -> the
-environment in the path exists and the principal may see it (404 otherwise) -> the request carries a
-``Caller`` and a session owner. The SDK refuses a session id presented by any other owner (404, as if
-the session did not exist); the owner names the principal *and* the environment, so a session opened
-under one environment's path cannot be used under another's, nor with another token.
+Host and Origin (DNS rebinding) were checked before: by the front door's ``HostCheck`` for every path,
+and the SDK's transports check them again with the same rule. Order here: bearer token (401 with
+RFC 9728 ``resource_metadata``) -> the environment in the path exists and the principal may see it
+(404 otherwise) -> the request carries a ``Caller`` and a session owner. The SDK refuses a session id
+presented by any other owner (404, as if the session did not exist); the owner names the principal
+*and* the environment, so a session opened under one environment's path cannot be used under
+another's, nor with another token.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
 import structlog
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,6 +26,7 @@ from testgate.access.principal import Permission, Principal
 from testgate.access.verifier import verify_bearer
 from testgate.config import Settings
 from testgate.errors import NotFound, Unauthenticated
+from testgate.http.request_id import scope_request_id
 from testgate.mcp.caller import MAX_USER_AGENT, SCOPE_KEY, Caller
 from testgate.mcp.tools import PlatformRef
 from testgate.oauth.metadata import resource_url, www_authenticate
@@ -109,20 +110,14 @@ class Guard:
         transport: Transport,
         platform: PlatformRef,
         settings: Settings,
-        security: TransportSecuritySettings,
     ) -> None:
         self.app, self.transport, self.platform, self.settings = app, transport, platform, settings
-        self.security = TransportSecurityMiddleware(security)
         # Per environment path: its resource URL; per caller key and resource: the session owner.
         self._resources: dict[tuple[str, str], str] = {}
         self._owners: dict[tuple[str, str], AuthenticatedUser] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        refused = await self.security.validate_request(request, is_post=False)
-        if refused is not None:
-            await refused(scope, receive, send)
-            return
         org, env = str(scope["path_params"]["org"]), str(scope["path_params"]["env"])
         resource = self._resource(org, env)
         caller = await self._admit(request, org, env, resource)
@@ -155,17 +150,15 @@ class Guard:
         return self._caller(request, principal, org, env, source)
 
     def _caller(self, request: Request, principal: Principal, org: str, env: str, source: str | None) -> Caller:
-        state = request.scope.setdefault("state", {})
-        # The request-id middleware may have assigned one already; otherwise this request gets its own.
-        request_id = state.get("request_id") or uuid.uuid4().hex
-        state["request_id"] = request_id
+        # The front door has assigned the request id (``testgate.http.observe``); without it, one is assigned here.
+        request_id = scope_request_id(request.scope)
         agent = request.headers.get("user-agent")
         return Caller(
             principal=principal,
             organization=org,
             environment=env,
             transport=self.transport,
-            request_id=str(request_id),
+            request_id=request_id,
             source_address=source,
             user_agent=agent[:MAX_USER_AGENT] if agent else None,
         )

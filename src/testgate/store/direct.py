@@ -51,11 +51,11 @@ log = structlog.get_logger("testgate.store")
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-class _Later:
-    """What ``DirectWriter._now`` returns when the work must run in the thread instead."""
+class Later:
+    """What ``DirectWriter.now`` returns when the work must run in the thread instead."""
 
 
-LATER = _Later()
+LATER = Later()
 
 
 def database_file(url: str | URL) -> Path | None:
@@ -91,9 +91,8 @@ class DirectWriter:
         its end even if the caller is cancelled meanwhile: the caller's turn at the write lock must not
         pass to the next writer while this one still holds it.
         """
-        # While a checkpoint runs, writes queue behind it in the thread (see the module docstring).
-        result = self._now(work) if now and self._checkpoint is None else LATER
-        if not isinstance(result, _Later):
+        result = self.now(work) if now else LATER
+        if not isinstance(result, Later):
             return result
         running = asyncio.get_running_loop().run_in_executor(self._thread, self._waiting, work)
         try:
@@ -103,9 +102,12 @@ class DirectWriter:
                 await asyncio.wait({running})
             raise
 
-    def _now(self, work: Callable[[sqlite3.Connection], T]) -> T | _Later:
-        """``work``'s result on the loop's connection, or ``LATER`` when the lock is taken."""
-        if self._closed or not self._prompt_in_use.acquire(blocking=False):
+    def now(self, work: Callable[[sqlite3.Connection], T]) -> T | Later:
+        """``work``'s result on the loop's connection, or ``LATER`` when the lock is taken.
+
+        While a checkpoint runs, writes queue behind it in the thread (see the module docstring).
+        """
+        if self._closed or self._checkpoint is not None or not self._prompt_in_use.acquire(blocking=False):
             return LATER
         try:
             if self._prompt is None:
