@@ -109,6 +109,40 @@ async def test_an_event_alone_is_written_at_once_on_the_loop_and_a_large_batch_i
     assert (await verify(db, chain.org_id)).ok
 
 
+async def test_while_calls_overlap_their_events_share_the_queue_instead_of_a_commit_each(chain: Chain) -> None:
+    """One call alone commits its event at once; calls under way together go through the group commit."""
+    db = chain.platform.db
+    writer = AuditWriter(db)
+    commits: list[int] = []
+    original, original_now = db.write_direct, db.write_direct_now
+
+    async def spying(work: Any, *, now: bool = True) -> Any:
+        rows = await original(work, now=now)
+        commits.append(len(rows))
+        return rows
+
+    def spying_now(work: Any) -> Any:
+        rows = original_now(work)
+        commits.append(len(rows))
+        return rows
+
+    db.write_direct = spying  # type: ignore[method-assign]
+    db.write_direct_now = spying_now  # type: ignore[method-assign]
+    with writer.call():
+        alone = writer.record(_event(chain, "alone"))
+        with pytest.raises(StopIteration):
+            alone.send(None)  # committed without suspending
+    with writer.call(), writer.call():
+        together = [asyncio.create_task(writer.record(_event(chain, f"together.{i}"))) for i in range(3)]
+        await asyncio.sleep(0)
+        assert len(writer._queue) == 3  # none went ahead on its own
+        await asyncio.gather(*together)
+
+    assert commits == [1, 3]
+    assert await _actions(chain) == ["alone", "together.0", "together.1", "together.2"]
+    assert (await verify(db, chain.org_id)).ok
+
+
 async def test_a_caller_that_goes_away_does_not_take_its_event_back(chain: Chain) -> None:
     db = chain.platform.db
     writer = AuditWriter(db)

@@ -110,7 +110,8 @@ async def dispatch(
     op = get(name)
     trace = _Trace()
     try:
-        result = await _run(platform, op, call, raw, trace)
+        with platform.audit.call():
+            result = await _run(platform, op, call, raw, trace)
     except TestgateError as exc:
         await _audit_failure(platform, op, call, trace, exc)
         raise

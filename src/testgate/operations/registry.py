@@ -66,9 +66,16 @@ MODULES = (
 )
 
 
+_loaded = False
+
+
 def _load() -> None:
+    global _loaded
+    if _loaded:
+        return  # import_module of a module already imported still costs a microsecond or more, each
     for module in MODULES:
         importlib.import_module(module)
+    _loaded = True
 
 
 def register(op: Operation[I, O]) -> Operation[I, O]:
