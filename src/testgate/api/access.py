@@ -15,67 +15,22 @@ explicit confirmation of a destructive operation. Responses that carry a secret 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, Security
-from fastapi.routing import APIRoute
+from fastapi import Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from testgate.access.principal import Principal
-from testgate.api import problems
-from testgate.api.auth import bearer_scheme, principal_from_request
-from testgate.api.bodies import bounded
-from testgate.api.context import MAX_USER_AGENT, Org, client_address, dispatch_as, explicitly_confirmed
-from testgate.api.request_id import request_id_of
-from testgate.errors import Unauthenticated
+from testgate.api.context import dispatch_as, explicitly_confirmed, org_call
+from testgate.api.routing import ORG_PREFIX, org_router
 from testgate.operations.access import CreateTokenIn, TokenInfo, TokenList, TokenSecret
 from testgate.operations.context import Call
 from testgate.operations.members import GrantName, Invited, InviteIn, MemberInfo, MemberList, Removed, RoleName
 
-PREFIX = "/api/v1/organizations/{org}"
-MAX_BODY = 64 * 1024
 ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 422, 500, 503)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-
-class OrganizationRoute(APIRoute):
-    """A route that authenticates its caller before reading anything (principal on ``request.state``)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def authenticated(request: Request) -> Response:
-            request.state.principal = await principal_from_request(request)
-            return await handler(bounded(request, MAX_BODY))
-
-        return authenticated
-
-
-router = APIRouter(
-    prefix=PREFIX,
-    route_class=OrganizationRoute,
-    dependencies=[Security(bearer_scheme)],
-    responses=problems.documented(*ERROR_STATUSES),
-)
-
-
-async def org_call(request: Request, org: Org) -> Call:
-    """The ``Call`` of an authenticated organization-wide REST request."""
-    principal = getattr(request.state, "principal", None)
-    if not isinstance(principal, Principal):
-        raise Unauthenticated("this endpoint needs an Authorization: Bearer <token> header")
-    agent = request.headers.get("user-agent")
-    return Call(
-        principal=principal,
-        organization=org,
-        transport="rest",
-        request_id=request_id_of(request),
-        source_address=client_address(request),
-        user_agent=agent[:MAX_USER_AGENT] if agent else None,
-    )
-
+router = org_router(ERROR_STATUSES)
 
 Caller = Annotated[Call, Depends(org_call)]
 TokenId = Annotated[str, Path(description="the token's id", min_length=1, max_length=26)]
@@ -84,7 +39,7 @@ UserRef = Annotated[str, Path(description="the member's user id or email address
 
 def _location(call: Call, *segments: str) -> str:
     tail = "/".join(quote(s, safe="") for s in segments)
-    return f"{PREFIX.format(org=quote(call.organization, safe=''))}/{tail}"
+    return f"{ORG_PREFIX.format(org=quote(call.organization, safe=''))}/{tail}"
 
 
 class RotateBody(BaseModel):

@@ -10,63 +10,23 @@ the export then streams keyset batches, in constant memory however long the log 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, Security
+from fastapi import Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.routing import APIRoute
 
-from testgate.access.principal import Principal
-from testgate.api import problems
-from testgate.api.auth import bearer_scheme, principal_from_request
-from testgate.api.context import MAX_USER_AGENT, Org, client_address, dispatch_as, platform_of
-from testgate.api.request_id import request_id_of
+from testgate.api.context import dispatch_as, org_call, platform_of
+from testgate.api.routing import org_router
 from testgate.audit import export
-from testgate.errors import Unauthenticated
 from testgate.operations.audit import AuditEventList, ExportPlan, Outcome
 from testgate.operations.context import Call
 
 ERROR_STATUSES = (400, 401, 403, 404, 422, 500, 503)
 
 
-class OrganizationRoute(APIRoute):
-    """A route that authenticates its caller before anything else (principal on ``request.state``)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def authenticated(request: Request) -> Response:
-            request.state.principal = await principal_from_request(request)
-            return await handler(request)
-
-        return authenticated
-
-
-router = APIRouter(
-    prefix="/api/v1/organizations/{org}",
-    route_class=OrganizationRoute,
-    dependencies=[Security(bearer_scheme)],
-    responses=problems.documented(*ERROR_STATUSES),
-    tags=["audit"],
-)
-
-
-async def org_call(request: Request, org: Org) -> Call:
-    """The ``Call`` of an authenticated organization-wide REST request."""
-    principal = getattr(request.state, "principal", None)
-    if not isinstance(principal, Principal):
-        raise Unauthenticated("this endpoint needs an Authorization: Bearer <token> header")
-    agent = request.headers.get("user-agent")
-    return Call(
-        principal=principal,
-        organization=org,
-        transport="rest",
-        request_id=request_id_of(request),
-        source_address=client_address(request),
-        user_agent=agent[:MAX_USER_AGENT] if agent else None,
-    )
+router = org_router(ERROR_STATUSES, tags=["audit"])
 
 
 def audit_filters(

@@ -42,6 +42,15 @@ async def explicitly_confirmed(message: str) -> ConfirmOutcome:
 
 async def rest_call(request: Request, org: Org, env: Env) -> Call:
     """The ``Call`` for an authenticated REST request (the route class has put the principal on it)."""
+    return _call(request, org, env)
+
+
+async def org_call(request: Request, org: Org) -> Call:
+    """The ``Call`` of an authenticated organization-wide REST request."""
+    return _call(request, org, None)
+
+
+def _call(request: Request, org: str, env: str | None) -> Call:
     principal = getattr(request.state, "principal", None)
     if not isinstance(principal, Principal):
         raise Unauthenticated("this endpoint needs an Authorization: Bearer <token> header")

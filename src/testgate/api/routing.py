@@ -1,7 +1,8 @@
-"""The environment router: every route under ``/api/v1/organizations/{org}/environments/{env}``.
+"""The API's routers: every route under ``/api/v1/organizations/{org}/environments/{env}`` (``env_router``)
+and the organization-wide ones under ``/api/v1/organizations/{org}`` (``org_router``: tokens, members, audit).
 
-Its route class authenticates the caller before the body is read or validated (an anonymous caller learns
-nothing about a route but that it needs a token), then bounds the body it may read.
+Their route classes authenticate the caller before the body is read or validated (an anonymous caller
+learns nothing about a route but that it needs a token), then bound the body it may read.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from testgate.api import problems
 from testgate.api.auth import bearer_scheme, principal_from_request
 from testgate.api.bodies import bounded
 from testgate.api.context import PREFIX, platform_of
+
+ORG_PREFIX = "/api/v1/organizations/{org}"
+ORG_MAX_BODY = 64 * 1024  # organization-wide routes take small JSON bodies (a token, a member) or none
 
 # Multipart boundaries and part headers around an upload's files.
 UPLOAD_OVERHEAD = 256 * 1024
@@ -48,5 +52,30 @@ def env_router(**options: Any) -> APIRouter:
         route_class=EnvironmentRoute,
         dependencies=[Security(bearer_scheme)],
         responses=problems.documented(*ERROR_STATUSES),
+        **options,
+    )
+
+
+class OrganizationRoute(APIRoute):
+    """An organization-wide route: authenticates its caller first (principal on ``request.state``), then
+    bounds the body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated(request: Request) -> Response:
+            request.state.principal = await principal_from_request(request)
+            return await handler(bounded(request, ORG_MAX_BODY))
+
+        return authenticated
+
+
+def org_router(error_statuses: tuple[int, ...], **options: Any) -> APIRouter:
+    """A router for routes under the organization prefix, all authenticated, ``error_statuses`` documented."""
+    return APIRouter(
+        prefix=ORG_PREFIX,
+        route_class=OrganizationRoute,
+        dependencies=[Security(bearer_scheme)],
+        responses=problems.documented(*error_statuses),
         **options,
     )
