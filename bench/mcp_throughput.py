@@ -66,9 +66,8 @@ ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "appl
 # --- the servers (run in child processes) ----------------------------------------------------------
 
 
-def _serve_testgate(port: int, data_dir: Path) -> None:
-    import uvicorn
-
+def testgate_app(data_dir: Path, port: int) -> Any:
+    """testgate's whole application on ``data_dir``, with rate limits that count but never refuse."""
     from testgate import logconfig
     from testgate.app import create_app
     from testgate.config import Settings
@@ -79,7 +78,13 @@ def _serve_testgate(port: int, data_dir: Path) -> None:
         data_dir=data_dir, host="127.0.0.1", port=port, default_organization=ORG, log_level="WARNING", http=unlimited
     )
     logconfig.configure("json", settings.log_level)
-    uvicorn.run(create_app(settings), port=port, **UVICORN)
+    return create_app(settings)
+
+
+def _serve_testgate(port: int, data_dir: Path) -> None:
+    import uvicorn
+
+    uvicorn.run(testgate_app(data_dir, port), port=port, **UVICORN)
 
 
 def _serve_bare(port: int, detail_file: Path) -> None:
@@ -98,9 +103,8 @@ def _serve_bare(port: int, detail_file: Path) -> None:
     uvicorn.run(server.streamable_http_app(json_response=False), port=port, **UVICORN)
 
 
-def _serve_store(port: int, data_dir: Path) -> None:
+def store_app(data_dir: Path) -> Any:
     """An ``MCPServer`` whose ``get_execution`` runs testgate's own handler on the same store, unguarded."""
-    import uvicorn
     from mcp.server.mcpserver import MCPServer
 
     from testgate.access.principal import Principal, Role
@@ -129,7 +133,13 @@ def _serve_store(port: int, data_dir: Path) -> None:
             found = await get_execution.handler(ctx, ExecutionIn(id=id))
         return found.model_dump(mode="json")
 
-    uvicorn.run(server.streamable_http_app(json_response=False), port=port, **UVICORN)
+    return server.streamable_http_app(json_response=False)
+
+
+def _serve_store(port: int, data_dir: Path) -> None:
+    import uvicorn
+
+    uvicorn.run(store_app(data_dir), port=port, **UVICORN)
 
 
 # --- setup ---------------------------------------------------------------------------------------
@@ -456,7 +466,9 @@ def machine() -> str:
     if cpuinfo.exists():
         found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
         model = found.group(1).strip() if found else model
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout.split(" [")[0]
+    wrk = "no wrk"
+    if shutil.which("wrk"):
+        wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout.split(" [")[0]
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (
         f"{os.cpu_count()} cores ({model}; load average {load} at the start), {host.system()} {host.release()}, "
@@ -516,15 +528,18 @@ def report(results: Results, stalls: Stalls, levels: list[int], started: str) ->
     return "\n".join(lines)
 
 
-def write_section(path: Path, block: str) -> None:
-    """Replace the generated block between the markers in ``path`` (appending a section if it has none)."""
+def write_section(
+    path: Path, block: str, markers: tuple[str, str] = (BEGIN, END), heading: str = "## MCP throughput"
+) -> None:
+    """Replace the generated block between ``markers`` in ``path`` (appending a section if it has none)."""
+    begin, end = markers
     text = path.read_text() if path.exists() else "# Performance\n"
-    generated = f"{BEGIN}\n{block}\n{END}"
-    if BEGIN in text and END in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + generated + rest.split(END, 1)[1]
+    generated = f"{begin}\n{block}\n{end}"
+    if begin in text and end in text:
+        before, rest = text.split(begin, 1)
+        text = before + generated + rest.split(end, 1)[1]
     else:
-        text = text.rstrip("\n") + f"\n\n## MCP throughput\n\n{generated}\n"
+        text = text.rstrip("\n") + f"\n\n{heading}\n\n{generated}\n"
     path.write_text(text)
 
 

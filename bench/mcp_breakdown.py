@@ -1,0 +1,222 @@
+"""Where testgate's extra time per MCP tool call goes: its parts switched off one by one, in one process.
+
+    .venv/bin/python -m bench.mcp_breakdown [--calls 200] [--rounds 10] [--write docs/performance.md]
+
+``bench.mcp_throughput`` measures whole servers over the network, where this shared machine's noise
+(about ±0.05 in a ratio) is as large as any one part of testgate's stack. This benchmark takes the
+network, uvicorn and the other processes out: in one process it builds testgate's application and the
+store baseline's (``bench.mcp_throughput.store_app``: the same handler on the same SQLite file, no
+security), and drives both with raw ASGI requests - the 2026-07-28 era's stateless ``tools/call`` of
+``get_execution``, every answer checked - in rounds that take turns, counting CPU time per call
+(``time.process_time``: every thread of the process, SQLite's included). testgate runs in four shapes:
+
+- **whole**: everything a hosted call goes through;
+- **no front door**: the lane goes straight to the MCP endpoints, past the front door's layers (request
+  id, access log and metrics, body limit, Host/Origin, rate limit, panic guard, timeout);
+- **no audit event**: ``dispatch`` writes no event for a successful call (measurement only: testgate
+  never runs like this);
+- **neither**: what is left is the Guard (bearer token, environment), ``dispatch`` (scope, validation,
+  RBAC) and the tool glue.
+
+The differences between the shapes' medians are what each part costs inside a running server, where
+the same Python costs two to three times what it costs in a micro-benchmark (a call's path through
+the SDK, SQLAlchemy and SQLite keeps the CPU's caches cold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.mcp_throughput import ENV, ERAS, ORG, _prepare, machine, store_app, testgate_app, write_section
+
+BEGIN, END = "<!-- mcp-breakdown:begin -->", "<!-- mcp-breakdown:end -->"
+PORT = 8080  # the Host header the requests carry (testgate accepts its own loopback names)
+Message = dict[str, Any]
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Any]
+
+
+async def _lifespan(app: ASGIApp) -> Callable[[], Awaitable[None]]:
+    """Start ``app``'s lifespan; return what shuts it down."""
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
+    )
+    started = await outbox.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"startup failed: {started}")
+
+    async def stop() -> None:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await task
+
+    return stop
+
+
+async def call(app: ASGIApp, path: str, token: str | None, execution: str, number: int) -> Message:
+    """One stateless ``tools/call`` of ``get_execution`` as raw ASGI; raises unless it succeeded.
+
+    Returns the response's start message (status and headers).
+    """
+    meta = {"io.modelcontextprotocol/protocolVersion": ERAS[1], "io.modelcontextprotocol/clientCapabilities": {}}
+    params = {"name": "get_execution", "arguments": {"id": execution}, "_meta": meta}
+    body = json.dumps({"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": params}).encode()
+    headers = [
+        (b"host", f"127.0.0.1:{PORT}".encode()),
+        (b"content-type", b"application/json"),
+        (b"accept", b"application/json, text/event-stream"),
+        (b"mcp-protocol-version", ERAS[1].encode()),
+        (b"mcp-method", b"tools/call"),
+        (b"mcp-name", b"get_execution"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if token:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", PORT),
+        "state": {},
+    }
+    delivered = False
+    never = asyncio.Event()
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await never.wait()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    answer = b"".join(m.get("body", b"") for m in sent[1:])
+    if sent[0]["status"] != 200 or b'"isError":false' not in answer or execution.encode() not in answer:
+        raise RuntimeError(f"call {number} failed: {sent[0]['status']} {answer[:300]!r}")
+    return sent[0]
+
+
+@contextmanager
+def shape(app: Any, name: str) -> Iterator[None]:
+    """testgate's application in the shape ``name``, for the duration of the block."""
+    from testgate.operations import dispatch
+
+    lane = app.lanes[0]
+    whole, audited = lane.app, dispatch._audit_success
+
+    async def unaudited(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    if name in ("no front door", "neither"):
+        lane.app = lane.mount.app
+    if name in ("no audit event", "neither"):
+        dispatch._audit_success = unaudited  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        lane.app, dispatch._audit_success = whole, audited
+
+
+SHAPES = ("whole", "no front door", "no audit event", "neither")
+
+
+async def measure(data_dir: Path, token: str, execution: str, calls: int, rounds: int) -> dict[str, float]:
+    """Median CPU microseconds per call of the store baseline and of each of testgate's shapes."""
+    testgate, store = testgate_app(data_dir, PORT), store_app(data_dir)
+    stops = [await _lifespan(testgate), await _lifespan(store)]
+    mcp = f"/organizations/{ORG}/environments/{ENV}/mcp"
+    runs: list[tuple[str, ASGIApp, str, str | None]] = [("store", store, "/mcp", None)]
+    runs += [(name, testgate, mcp, token) for name in SHAPES]
+    taken: dict[str, list[float]] = {name: [] for name, *_ in runs}
+    number = 0
+    try:
+        for turn in range(rounds + 1):  # the first turn warms up
+            for name, app, path, bearer in runs:
+                with shape(testgate, name if name != "store" else "whole"):
+                    gc.collect()
+                    began = time.process_time()
+                    for _ in range(calls):
+                        number += 1
+                        await call(app, path, bearer, execution, number)
+                    if turn:
+                        taken[name].append((time.process_time() - began) / calls * 1e6)
+    finally:
+        for stop in stops:
+            await stop()
+    return {name: statistics.median(values) for name, values in taken.items()}
+
+
+def report(medians: dict[str, float], calls: int, rounds: int) -> str:
+    store, whole = medians["store"], medians["whole"]
+    parts = [
+        ("the front door's layers", whole - medians["no front door"]),
+        ("the audit event (built, chained, committed before the answer)", whole - medians["no audit event"]),
+        ("the Guard, dispatch (scope, validation, RBAC) and the tool glue", medians["neither"] - store),
+    ]
+    command = " ".join(["python -m bench.mcp_breakdown", *sys.argv[1:]])
+    lines = [
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`",
+        f"on {machine()}; {rounds} rounds of {calls} calls per shape, medians.",
+        "",
+        "| shape | CPU µs per call | vs store |",
+        "|---|---:|---:|",
+    ]
+    for name in ("store", *SHAPES):
+        label = "store baseline" if name == "store" else f"testgate, {name}"
+        lines.append(f"| {label} | {medians[name]:,.0f} | {medians[name] - store:+,.0f} |")
+    lines += ["", "| part | CPU µs per call | share of testgate's extra |", "|---|---:|---:|"]
+    extra = whole - store
+    for label, cost in parts:
+        lines.append(f"| {label} | {cost:,.0f} | {cost / extra:.0%} |")
+    lines += [
+        "",
+        f"testgate/store by CPU per call: {store / whole:.2f}x (the parts overlap a little, so they need not add up).",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=200, help="calls per shape and round")
+    parser.add_argument("--rounds", type=int, default=10, help="measured rounds (after one warm-up round)")
+    parser.add_argument("--write", metavar="MARKDOWN", help="put the results into this file's generated block")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mcp-breakdown-") as tmp:
+        data_dir = Path(tmp) / "testgate"
+        token, execution = asyncio.run(_prepare(data_dir))
+        medians = asyncio.run(measure(data_dir, token, execution, args.calls, args.rounds))
+    text = report(medians, args.calls, args.rounds)
+    print(text)
+    if args.write:
+        write_section(Path(args.write), text, (BEGIN, END), "## Where an MCP call's time goes")
+
+
+if __name__ == "__main__":
+    main()
