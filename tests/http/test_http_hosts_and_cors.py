@@ -13,6 +13,8 @@ from testgate.http.hosts import transport_security
 from testgate.http.settings import HttpSettings
 
 MCP = "/organizations/acme/environments/dev/mcp"
+SSE = "/organizations/acme/environments/dev/sse"
+MESSAGES = "/organizations/acme/environments/dev/messages/"
 OPENAPI = "/api/v1/openapi.json"
 APP = "https://app.example"
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -29,6 +31,9 @@ async def test_a_foreign_host_is_refused_on_every_route_before_authentication(li
     async with live_server() as live:
         rest = await live.http.get(OPENAPI, headers={"Host": "rebound.example:8080"})
         mcp = await live.http.post(MCP, json=INITIALIZE, headers={**JSON, "Host": "rebound.example:8080"})
+        # The legacy HTTP+SSE endpoints: refused by the front door too, before their Guard asks for a token.
+        sse = await live.http.get(SSE, headers={"Host": "rebound.example:8080"})
+        message = await live.http.post(f"{MESSAGES}?session_id=0", json=INITIALIZE, headers={"Host": "rebound.example"})
         probe = await live.http.get("/healthz", headers={"Host": "10.1.2.3:8080"})
 
     assert rest.status_code == 421
@@ -36,6 +41,7 @@ async def test_a_foreign_host_is_refused_on_every_route_before_authentication(li
     assert rest.json()["type"] == "https://testgate.dev/problems/misdirected-request"
     assert mcp.status_code == 421
     assert mcp.json()["error"]["code"] == -32600
+    assert (sse.status_code, message.status_code) == (421, 421)
     assert probe.status_code == 200  # orchestrators probe by pod address
 
 
