@@ -18,7 +18,8 @@ change commit or roll back together.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import structlog
@@ -77,9 +78,8 @@ class AuditWriter:
         false if it must queue."""
         if self._calls > 1 or not (self.db.direct_writes and self.idle):
             return False
-        dialect = self.db.engine.dialect
         try:
-            rows = self.db.write_direct_now(lambda connection: recorder.append_direct(connection, [event], dialect))
+            rows = self.db.write_direct_now(self._appending([event]))
         except Exception:
             log.exception("audit write failed", action=event.action)
             raise RuntimeError("the audit event could not be written") from None
@@ -114,15 +114,17 @@ class AuditWriter:
             # is written at once on the loop; a large one (many calls at a time) in the writer's thread,
             # where SQLite's share overlaps with the loop's work: on the loop, large batches doubled p99
             # at 64 connections.
-            dialect = self.db.engine.dialect
-            rows = await self.db.write_direct(
-                lambda connection: recorder.append_direct(connection, events, dialect), now=len(events) <= ON_LOOP_BATCH
-            )
+            rows = await self.db.write_direct(self._appending(events), now=len(events) <= ON_LOOP_BATCH)
         else:
             async with self.db.transaction() as connection:
                 rows = await recorder.record_many(connection, events)
         if self.sink is not None:
             self.sink.append(rows)
+
+    def _appending(self, events: list[recorder.Event]) -> Callable[[sqlite3.Connection], list[recorder.ChainedEvent]]:
+        """The direct write that appends ``events`` (``Database.write_direct``)."""
+        dialect = self.db.engine.dialect
+        return lambda connection: recorder.append_direct(connection, events, dialect)
 
     async def close(self) -> None:
         """Wait for the events already handed over."""
