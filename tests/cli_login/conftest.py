@@ -19,7 +19,8 @@ import anyio
 import pytest
 from tests.oauth.conftest import Live, LiveFactory, chromium, live_server, person, test_ca  # noqa: F401 - fixtures
 from tests.oauth.oauth_person import Person
-from tests.oauth.oauth_servers import TestCA, free_socket, serve
+from tests.oauth.oauth_servers import TestCA, serve
+from tests.serving import free_socket
 
 from testgate.app import create_app
 from testgate.config import Settings

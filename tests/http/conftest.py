@@ -5,7 +5,6 @@ Tests run with ``--import-mode=importlib``, so everything shared is a fixture he
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import shutil
@@ -21,16 +20,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from starlette.types import ASGIApp
 from tests.conftest import service_unavailable
+from tests.serving import free_port, serving
 
 from testgate.access import tokens
 from testgate.access.principal import Permission, Role
@@ -48,35 +46,12 @@ API = "/api/v1/organizations/acme/environments/dev"
 STARTUP = 30.0  # seconds a server process may take to answer /healthz
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def serve(app: ASGIApp, **options: Any) -> AsyncIterator[int]:
-    """Serve ``app`` with uvicorn (lifespan included) on a free loopback port; yields the port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    # As ``testgate serve`` runs it: forwarded headers are the front door's decision, not uvicorn's.
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="on", ws="none", http="h11", proxy_headers=False, **options
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        with anyio.fail_after(15):
-            # uvicorn exposes readiness only as a flag; give the loop back until it is set.
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield int(sock.getsockname()[1])
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    """Serve ``app`` as ``testgate serve`` runs it (forwarded headers are the front door's decision, not
+    uvicorn's); yields the port."""
+    async with serving(app, proxy_headers=False, **options) as port:
+        yield port
 
 
 async def issue_token(platform: Platform, permission: Permission | None = None, org: str = "acme") -> tuple[str, str]:

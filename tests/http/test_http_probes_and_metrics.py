@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import httpx
 import pytest
+from tests.serving import free_port
 
 from testgate.access.principal import Permission
 from testgate.http import metrics
@@ -15,12 +15,6 @@ from testgate.platform import tenancy
 from testgate.store.executions import ExecutionRow
 
 WORKFLOWS = "/api/v1/organizations/acme/environments/dev/workflows"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_liveness_and_readiness_answer_when_the_database_does(live_server: Any) -> None:
@@ -81,7 +75,7 @@ async def test_metrics_on_the_main_port_need_an_admin_token_of_the_default_organ
 
 
 async def test_a_separate_metrics_listener_serves_them_and_the_main_port_does_not(live_server: Any) -> None:
-    listen = f"127.0.0.1:{_free_port()}"
+    listen = f"127.0.0.1:{free_port()}"
     async with live_server(http=HttpSettings(metrics_listen=listen)) as live:
         main = await live.http.get("/metrics")
         async with httpx.AsyncClient() as scraper:

@@ -5,23 +5,20 @@ Tests run with ``--import-mode=importlib``, so everything shared is a fixture he
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
 import pytest
-import uvicorn
 from mcp.client.client import Client
 from mcp.client.session import ElicitationFnT
 from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy import func, select
 from starlette.types import ASGIApp
+from tests.serving import serving
 
 from testgate.access import tokens
 from testgate.access.principal import Permission, Role
@@ -63,24 +60,8 @@ async def serve(app: ASGIApp, *, startup_timeout: float = 15.0) -> AsyncIterator
     In-process ASGI transports buffer whole responses, so a 2025-era elicitation (a request the server
     sends mid-response) or an SSE stream needs a live server. Conformance and load runs can reuse this.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", http="h11", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        with anyio.fail_after(startup_timeout):
-            # uvicorn exposes readiness only as a flag; give the loop back until it is set.
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
+    async with serving(app, startup_timeout=startup_timeout, timeout_graceful_shutdown=2) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @pytest.fixture(name="serve")

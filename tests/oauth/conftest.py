@@ -30,10 +30,10 @@ from tests.oauth.oauth_servers import (
     TestCA,
     callback_app,
     document_app,
-    free_socket,
     make_test_ca,
     serve,
 )
+from tests.serving import free_socket
 
 from testgate.access.principal import Permission, Role
 from testgate.access.users import hash_password

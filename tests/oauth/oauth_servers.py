@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-import anyio
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,34 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
+from tests.serving import serving
 
 
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@asynccontextmanager
-async def serve(app: ASGIApp, sock: socket.socket, **tls: str) -> AsyncIterator[None]:
+def serve(app: ASGIApp, sock: socket.socket, **tls: str) -> AbstractAsyncContextManager[int]:
     """Serve ``app`` (lifespan included) with uvicorn on ``sock`` until the block ends."""
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="on", ws="none", http="h11", timeout_graceful_shutdown=2, **tls
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        with anyio.fail_after(15):
-            # uvicorn exposes readiness only as a flag; give the loop back until it is set.
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    return serving(app, sock, timeout_graceful_shutdown=2, **tls)
 
 
 @dataclass

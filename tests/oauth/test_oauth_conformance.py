@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import anyio
 import httpx
 import pytest
 from tests.conftest import service_unavailable
+from tests.serving import free_port
 
 VERSION = "0.2.0-alpha.12"
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,12 +73,6 @@ async def _drive(process: asyncio.subprocess.Process, base: str, person: Any, li
             assert "/callback?" in landed, landed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _checks(folder: Path) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     for path in sorted(folder.rglob("checks.json")):
@@ -91,7 +85,7 @@ async def test_the_conformance_suite_passes_the_authorization_server_scenarios(
 ) -> None:
     async with live_server() as live:
         await live.add_user()
-        port = _free_port()
+        port = free_port()
         redirect = f"http://127.0.0.1:{port}/callback"
         async with httpx.AsyncClient(base_url=live.base) as http:
             body = {"redirect_uris": [redirect], "token_endpoint_auth_method": "none", "client_name": "conformance"}

@@ -20,7 +20,8 @@ import pytest
 from sqlalchemy import select
 from tests.conftest import service_unavailable
 from tests.oauth.conftest import Live, _make_user, chromium  # noqa: F401 - chromium is a fixture
-from tests.oauth.oauth_servers import Callback, callback_app, free_socket, serve
+from tests.oauth.oauth_servers import Callback, callback_app, serve
+from tests.serving import free_socket
 from tests.sso.sso_browser import Visitor
 
 from testgate.app import create_app

@@ -7,11 +7,9 @@ They drive Debian's headless Chromium through Playwright against uvicorn serving
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import html
 import re
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +18,10 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 from tests.conftest import service_unavailable
+from tests.serving import serving
 
 from testgate.access.principal import Permission, Role
 from testgate.access.users import hash_password
@@ -206,31 +204,11 @@ class Live:
         return f"{self.base}/ui/acme/dev{path}"
 
 
-async def _serve(app: FastAPI) -> AsyncIterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", http="h11", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        with anyio.fail_after(15):
-            while not server.started:  # uvicorn exposes readiness only as a flag
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 @pytest.fixture
 async def live(app: FastAPI, platform: Platform, executor: LocalExecutor, workflows: None) -> AsyncIterator[Live]:
     """The app on a loopback port with a real executor and the test workflows."""
-    async for base in _serve(app):
-        yield Live(base, platform)
+    async with serving(app, timeout_graceful_shutdown=1) as port:
+        yield Live(f"http://127.0.0.1:{port}", platform)
 
 
 @pytest.fixture
