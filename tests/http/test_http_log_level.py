@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from starlette.types import Message, Receive, Scope, Send
 
 from testgate import logconfig
+from testgate.http import accesslog
 from testgate.http.observe import Observe
 
 
@@ -32,9 +33,13 @@ def spied(level: str) -> Iterator[list[dict[str, Any]]]:
     processors = structlog.get_config()["processors"]
     assert processors[:2] == [structlog.stdlib.filter_by_level, structlog.contextvars.merge_contextvars]
     structlog.configure(processors=[*processors[:2], spy, *processors[2:]], cache_logger_on_first_use=False)
+    # The access log's module logger keeps the configuration of its first use (``logconfig`` caches
+    # loggers): earlier tests may have used it, so it is made again under this one.
+    cached, accesslog.log = accesslog.log, structlog.get_logger("testgate.http")
     try:
         yield reached
     finally:
+        accesslog.log = cached
         structlog.configure(**saved)
         root.handlers[:], root.level = handlers, root_level
 
