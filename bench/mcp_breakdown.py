@@ -1,6 +1,7 @@
 """Where testgate's extra time per MCP tool call goes: its parts switched off one by one, in one process.
 
     .venv/bin/python -m bench.mcp_breakdown [--calls 200] [--rounds 10] [--write docs/performance.md]
+        [--database-url postgresql+asyncpg://user@host/empty_database]
 
 ``bench.mcp_throughput`` measures whole servers over the network, where this shared machine's noise
 (about ±0.05 in a ratio) is as large as any one part of testgate's stack. This benchmark takes the
@@ -39,9 +40,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.mcp_throughput import ENV, ERAS, ORG, _prepare, machine, store_app, testgate_app, write_section
+from bench.mcp_throughput import ENV, ERAS, ORG, _prepare, guarded_app, machine, store_app, write_section
 
 BEGIN, END = "<!-- mcp-breakdown:begin -->", "<!-- mcp-breakdown:end -->"
+BEGIN_PG, END_PG = "<!-- mcp-breakdown-postgresql:begin -->", "<!-- mcp-breakdown-postgresql:end -->"
 PORT = 8080  # the Host header the requests carry (testgate accepts its own loopback names)
 Message = dict[str, Any]
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Any]
@@ -147,9 +149,11 @@ def shape(app: Any, name: str) -> Iterator[None]:
 SHAPES = ("whole", "no front door", "no audit event", "neither")
 
 
-async def measure(data_dir: Path, token: str, execution: str, calls: int, rounds: int) -> dict[str, float]:
+async def measure(
+    data_dir: Path, token: str, execution: str, calls: int, rounds: int, database_url: str | None = None
+) -> dict[str, float]:
     """Median CPU microseconds per call of the store baseline and of each of testgate's shapes."""
-    testgate, store = testgate_app(data_dir, PORT), store_app(data_dir)
+    testgate, store = guarded_app(data_dir, PORT, database_url), store_app(data_dir, database_url)
     stops = [await _lifespan(testgate), await _lifespan(store)]
     mcp = f"/organizations/{ORG}/environments/{ENV}/mcp"
     runs: list[tuple[str, ASGIApp, str, str | None]] = [("store", store, "/mcp", None)]
@@ -173,7 +177,7 @@ async def measure(data_dir: Path, token: str, execution: str, calls: int, rounds
     return {name: statistics.median(values) for name, values in taken.items()}
 
 
-def report(medians: dict[str, float], calls: int, rounds: int) -> str:
+def report(medians: dict[str, float], calls: int, rounds: int, store_kind: str) -> str:
     store, whole = medians["store"], medians["whole"]
     parts = [
         ("the front door's layers", whole - medians["no front door"]),
@@ -183,7 +187,7 @@ def report(medians: dict[str, float], calls: int, rounds: int) -> str:
     command = " ".join(["python -m bench.mcp_breakdown", *sys.argv[1:]])
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`",
-        f"on {machine()}; {rounds} rounds of {calls} calls per shape, medians.",
+        f"on {machine()}; store: {store_kind}; {rounds} rounds of {calls} calls per shape, medians.",
         "",
         "| shape | CPU µs per call | vs store |",
         "|---|---:|---:|",
@@ -207,15 +211,18 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200, help="calls per shape and round")
     parser.add_argument("--rounds", type=int, default=10, help="measured rounds (after one warm-up round)")
     parser.add_argument("--write", metavar="MARKDOWN", help="put the results into this file's generated block")
+    parser.add_argument("--database-url", metavar="URL", help="a PostgreSQL database instead of a SQLite file")
     args = parser.parse_args()
+    url = args.database_url
     with tempfile.TemporaryDirectory(prefix="mcp-breakdown-") as tmp:
         data_dir = Path(tmp) / "testgate"
-        token, execution = asyncio.run(_prepare(data_dir))
-        medians = asyncio.run(measure(data_dir, token, execution, args.calls, args.rounds))
-    text = report(medians, args.calls, args.rounds)
+        token, execution = asyncio.run(_prepare(data_dir, url))
+        medians = asyncio.run(measure(data_dir, token, execution, args.calls, args.rounds, url))
+    text = report(medians, args.calls, args.rounds, "PostgreSQL" if url else "a SQLite file (WAL)")
     print(text)
     if args.write:
-        write_section(Path(args.write), text, (BEGIN, END), "## Where an MCP call's time goes")
+        markers = (BEGIN_PG, END_PG) if url else (BEGIN, END)
+        write_section(Path(args.write), text, markers, "## Where an MCP call's time goes")
 
 
 if __name__ == "__main__":

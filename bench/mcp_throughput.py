@@ -1,14 +1,16 @@
 """MCP tool-call throughput: testgate's full stack against two bare ``MCPServer`` baselines, side by side, with wrk.
 
     .venv/bin/python -m bench.mcp_throughput [--duration 10] [--connections 1,16,64] [--write docs/performance.md]
+        [--database-url postgresql+asyncpg://user@host/empty_database]
 
 One run starts three servers as subprocesses on free loopback ports, with the same uvicorn settings:
 
-- testgate: ``create_app`` on a fresh SQLite data directory - bearer token verification, environment
-  check, RBAC, dispatch, audit event - answering ``get_execution`` for a finished execution, called with
-  a member token holding ``read`` in the environment;
+- testgate: ``create_app`` on a fresh SQLite data directory (or the PostgreSQL database of
+  ``--database-url``) - bearer token verification, environment check, RBAC, dispatch, audit event -
+  answering ``get_execution`` for a finished execution, called with a member token holding ``read`` in
+  the environment;
 - store: an ``mcp`` ``MCPServer`` whose ``get_execution`` runs testgate's own handler (the same reads of
-  the same SQLite file) with no authentication, authorization or audit: the equivalent tool without
+  the same database) with no authentication, authorization or audit: the equivalent tool without
   security, so testgate/store is the price of authentication, RBAC and audit;
 - bare: an ``MCPServer`` whose ``get_execution`` returns the very dict testgate answered, with no
   database at all: the ceiling of the SDK and uvicorn on this machine.
@@ -44,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 ORG, ENV = "bench", "dev"
 ERAS = ("2025-11-25", "2026-07-28")
@@ -60,14 +63,16 @@ UVICORN: dict[str, Any] = {
 UNLIMITED = "1000000/minute"
 STALL_LIMIT = 120.0  # seconds a server may take to answer again after a round before it is restarted
 BEGIN, END = "<!-- mcp-throughput:begin -->", "<!-- mcp-throughput:end -->"
+BEGIN_PG, END_PG = "<!-- mcp-throughput-postgresql:begin -->", "<!-- mcp-throughput-postgresql:end -->"
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 # --- the servers (run in child processes) ----------------------------------------------------------
 
 
-def testgate_app(data_dir: Path, port: int) -> Any:
-    """testgate's whole application on ``data_dir``, with rate limits that count but never refuse."""
+def guarded_app(data_dir: Path, port: int, database_url: str | None = None) -> Any:
+    """testgate's whole application on ``data_dir`` (or ``database_url``), with rate limits that count but
+    never refuse."""
     from testgate import logconfig
     from testgate.app import create_app
     from testgate.config import Settings
@@ -75,16 +80,22 @@ def testgate_app(data_dir: Path, port: int) -> Any:
     # The rate limiter runs on every request but never refuses one: the load is the point here.
     unlimited = {"rate_limit": UNLIMITED, "rate_limit_address": UNLIMITED}
     settings = Settings(
-        data_dir=data_dir, host="127.0.0.1", port=port, default_organization=ORG, log_level="WARNING", http=unlimited
+        data_dir=data_dir,
+        database_url=database_url,
+        host="127.0.0.1",
+        port=port,
+        default_organization=ORG,
+        log_level="WARNING",
+        http=unlimited,
     )
     logconfig.configure("json", settings.log_level)
     return create_app(settings)
 
 
-def _serve_testgate(port: int, data_dir: Path) -> None:
+def _serve_testgate(port: int, data_dir: Path, database_url: str | None) -> None:
     import uvicorn
 
-    uvicorn.run(testgate_app(data_dir, port), port=port, **UVICORN)
+    uvicorn.run(guarded_app(data_dir, port, database_url), port=port, **UVICORN)
 
 
 def _serve_bare(port: int, detail_file: Path) -> None:
@@ -103,7 +114,7 @@ def _serve_bare(port: int, detail_file: Path) -> None:
     uvicorn.run(server.streamable_http_app(json_response=False), port=port, **UVICORN)
 
 
-def store_app(data_dir: Path) -> Any:
+def store_app(data_dir: Path, database_url: str | None = None) -> Any:
     """An ``MCPServer`` whose ``get_execution`` runs testgate's own handler on the same store, unguarded."""
     from mcp.server.mcpserver import MCPServer
 
@@ -116,7 +127,7 @@ def store_app(data_dir: Path) -> Any:
     from testgate.store.db import Database, create_engine
 
     logging.basicConfig(level=logging.WARNING)
-    settings = Settings(data_dir=data_dir, default_organization=ORG, log_level="WARNING")
+    settings = Settings(data_dir=data_dir, database_url=database_url, default_organization=ORG, log_level="WARNING")
     platform = Platform(settings=settings, db=Database(create_engine(settings.effective_database_url)))
     nobody = Principal("local", "bench", "bench", "", Role.ADMIN)
     scope: dict[str, Any] = {}
@@ -136,16 +147,16 @@ def store_app(data_dir: Path) -> Any:
     return server.streamable_http_app(json_response=False)
 
 
-def _serve_store(port: int, data_dir: Path) -> None:
+def _serve_store(port: int, data_dir: Path, database_url: str | None) -> None:
     import uvicorn
 
-    uvicorn.run(store_app(data_dir), port=port, **UVICORN)
+    uvicorn.run(store_app(data_dir, database_url), port=port, **UVICORN)
 
 
 # --- setup ---------------------------------------------------------------------------------------
 
 
-async def _prepare(data_dir: Path) -> tuple[str, str]:
+async def _prepare(data_dir: Path, database_url: str | None = None) -> tuple[str, str]:
     """A store with one finished execution and a read token for it: (token, execution id)."""
     from testgate.access import tokens
     from testgate.access.principal import Permission, Role
@@ -157,7 +168,7 @@ async def _prepare(data_dir: Path) -> tuple[str, str]:
     from testgate.store.db import Database, create_engine
     from testgate.store.migrate import upgrade
 
-    settings = Settings(data_dir=data_dir, default_organization=ORG)
+    settings = Settings(data_dir=data_dir, database_url=database_url, default_organization=ORG)
     db = Database(create_engine(settings.effective_database_url))
     await upgrade(db.engine)
     platform = Platform(settings=settings, db=db)
@@ -550,20 +561,23 @@ def run(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     levels = [int(level) for level in args.connections.split(",")]
-    started = machine()  # the load average before this run adds its own
+    url = args.database_url
+    # the load average before this run adds its own
+    started = f"{machine()}; store: " + (f"PostgreSQL at {make_url(url).host}" if url else "a SQLite file (WAL)")
     with tempfile.TemporaryDirectory(prefix="mcp-throughput-") as tmp:
         root = Path(args.keep or tmp)
         root.mkdir(parents=True, exist_ok=True)
-        token, execution = asyncio.run(_prepare(root / "testgate"))
+        token, execution = asyncio.run(_prepare(root / "testgate", url))
+        store = ["--data-dir", str(root / "testgate"), *(["--database-url", url] if url else [])]
         servers = {}
         try:
             path = f"/organizations/{ORG}/environments/{ENV}/mcp"
-            servers["testgate"] = _start("testgate", path, token, root, "--data-dir", str(root / "testgate"))
+            servers["testgate"] = _start("testgate", path, token, root, *store)
             detail = root / "detail.json"
             detail.write_text(json.dumps(_get_execution(servers["testgate"], execution)))
             servers["bare"] = _start("bare", "/mcp", None, root, "--detail", str(detail))
             assert _get_execution(servers["bare"], execution)["id"] == execution
-            servers["store"] = _start("store", "/mcp", None, root, "--data-dir", str(root / "testgate"))
+            servers["store"] = _start("store", "/mcp", None, root, *store)
             assert _get_execution(servers["store"], execution)["id"] == execution
             bench = Bench({name: servers[name] for name in SERVERS}, execution, root)
             results, stalls = measure(bench, levels, args.duration, args.warmup, args.rounds)
@@ -573,7 +587,10 @@ def run(args: argparse.Namespace) -> None:
     text = report(results, stalls, levels, started)
     print("\n" + text)
     if args.write:
-        write_section(Path(args.write), text)
+        if url:
+            write_section(Path(args.write), text, (BEGIN_PG, END_PG), "### On PostgreSQL")
+        else:
+            write_section(Path(args.write), text)
 
 
 def main() -> None:
@@ -584,15 +601,21 @@ def main() -> None:
     parser.add_argument("--connections", default="1,16,64", help="comma-separated connection counts")
     parser.add_argument("--keep", metavar="DIR", help="keep the servers' data and logs in this (new) directory")
     parser.add_argument("--write", metavar="MARKDOWN", help="put the results into this file's generated block")
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="a PostgreSQL database for testgate and the store baseline (postgresql+asyncpg://...; it is "
+        "migrated and given a workflow, an execution and a token), instead of a fresh SQLite file",
+    )
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--detail", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve == "testgate":
-        _serve_testgate(args.port, args.data_dir)
+        _serve_testgate(args.port, args.data_dir, args.database_url)
     elif args.serve == "store":
-        _serve_store(args.port, args.data_dir)
+        _serve_store(args.port, args.data_dir, args.database_url)
     elif args.serve == "bare":
         _serve_bare(args.port, args.detail)
     else:

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import structlog
 from bench.mcp_breakdown import PORT, SHAPES, _lifespan, call, shape
-from bench.mcp_throughput import ENV, ORG, _prepare
-from bench.mcp_throughput import testgate_app as build_testgate
+from bench.mcp_throughput import ENV, ORG, _prepare, guarded_app
 
 MCP = f"/organizations/{ORG}/environments/{ENV}/mcp"
 
@@ -34,7 +33,7 @@ def _events(data_dir: Path) -> int:
 async def test_each_shape_leaves_out_its_part_and_the_whole_app_is_back_afterwards(tmp_path: Path) -> None:
     data_dir = tmp_path / "testgate"
     token, execution = await _prepare(data_dir)
-    app = build_testgate(data_dir, PORT)
+    app = guarded_app(data_dir, PORT)
     stop = await _lifespan(app)
     seen: dict[str, tuple[bool, int]] = {}
     try:
