@@ -40,13 +40,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.mcp_throughput import ENV, ERAS, ORG, _prepare, guarded_app, machine, store_app, write_section
+from starlette.types import ASGIApp, Message
+
+from bench.mcp_throughput import (
+    ACCEPT,
+    ENV,
+    ERAS,
+    ORG,
+    STATELESS_CALL,
+    _prepare,
+    guarded_app,
+    machine,
+    stateless_call,
+    store_app,
+    write_section,
+)
 
 BEGIN, END = "<!-- mcp-breakdown:begin -->", "<!-- mcp-breakdown:end -->"
 BEGIN_PG, END_PG = "<!-- mcp-breakdown-postgresql:begin -->", "<!-- mcp-breakdown-postgresql:end -->"
 PORT = 8080  # the Host header the requests carry (testgate accepts its own loopback names)
-Message = dict[str, Any]
-ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Any]
 
 
 async def _lifespan(app: ASGIApp) -> Callable[[], Awaitable[None]]:
@@ -74,18 +86,10 @@ async def call(app: ASGIApp, path: str, token: str | None, execution: str, numbe
 
     Returns the response's start message (status and headers).
     """
-    meta = {"io.modelcontextprotocol/protocolVersion": ERAS[1], "io.modelcontextprotocol/clientCapabilities": {}}
-    params = {"name": "get_execution", "arguments": {"id": execution}, "_meta": meta}
-    body = json.dumps({"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": params}).encode()
-    headers = [
-        (b"host", f"127.0.0.1:{PORT}".encode()),
-        (b"content-type", b"application/json"),
-        (b"accept", b"application/json, text/event-stream"),
-        (b"mcp-protocol-version", ERAS[1].encode()),
-        (b"mcp-method", b"tools/call"),
-        (b"mcp-name", b"get_execution"),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    body = json.dumps(stateless_call(execution, number)).encode()
+    fields = {**ACCEPT, "MCP-Protocol-Version": ERAS[1], **STATELESS_CALL, "Host": f"127.0.0.1:{PORT}"}
+    headers = [(name.lower().encode(), value.encode()) for name, value in fields.items()]
+    headers.append((b"content-length", str(len(body)).encode()))
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
     scope = {

@@ -308,12 +308,21 @@ def _open_sessions(server: Server, count: int) -> list[str]:
     return sessions
 
 
-def _get_execution(server: Server, execution: str, timeout: float = 10) -> dict[str, Any]:
-    """One stateless 2026-07-28 call of ``get_execution``: its structured result."""
+# The headers a stateless 2026-07-28 ``tools/call`` of ``get_execution`` carries besides Accept and the era.
+STATELESS_CALL = {"Mcp-Method": "tools/call", "Mcp-Name": "get_execution"}
+
+
+def stateless_call(execution: str, number: int = 1) -> dict[str, Any]:
+    """The JSON-RPC request of a stateless 2026-07-28 ``tools/call`` of ``get_execution`` (id ``number``)."""
     meta = {"io.modelcontextprotocol/protocolVersion": ERAS[1], "io.modelcontextprotocol/clientCapabilities": {}}
     params = {"name": "get_execution", "arguments": {"id": execution}, "_meta": meta}
-    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
-    headers = {**_headers(server, ERAS[1]), "Mcp-Method": "tools/call", "Mcp-Name": "get_execution"}
+    return {"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": params}
+
+
+def _get_execution(server: Server, execution: str, timeout: float = 10) -> dict[str, Any]:
+    """One stateless 2026-07-28 call of ``get_execution``: its structured result."""
+    call = stateless_call(execution)
+    headers = {**_headers(server, ERAS[1]), **STATELESS_CALL}
     result = _message(httpx.post(server.url, json=call, headers=headers, timeout=timeout))["result"]
     if result.get("isError"):
         raise RuntimeError(f"get_execution failed on {server.name}: {result}")
