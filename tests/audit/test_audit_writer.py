@@ -75,26 +75,32 @@ async def test_one_bad_event_fails_only_its_own_caller(chain: Chain) -> None:
     assert (await verify(chain.platform.db, chain.org_id)).ok
 
 
-async def test_an_event_alone_is_written_at_once_on_the_loop_and_a_large_batch_in_the_thread(chain: Chain) -> None:
-    """``store.direct``: SQLite's share of a large batch overlaps with the loop's work in the writer's thread."""
-    db = chain.platform.db
-    writer = AuditWriter(db)
-    threads: list[tuple[int, str]] = []
+def _watch_direct_writes(db: Any) -> list[tuple[int, str]]:
+    """From now on, each direct write of ``db`` (at once or waited for): (events written, thread it ran in)."""
+    writes: list[tuple[int, str]] = []
     original, original_now = db.write_direct, db.write_direct_now
 
     def watched(work: Any) -> Any:
         def run(connection: Any) -> Any:
             rows = work(connection)
-            threads.append((len(rows), threading.current_thread().name))
+            writes.append((len(rows), threading.current_thread().name))
             return rows
 
         return run
 
-    async def spying(work: Any, *, now: bool = True) -> Any:
+    async def waited(work: Any, *, now: bool = True) -> Any:
         return await original(watched(work), now=now)
 
-    db.write_direct = spying  # type: ignore[method-assign]
-    db.write_direct_now = lambda work: original_now(watched(work))  # type: ignore[method-assign]
+    db.write_direct = waited
+    db.write_direct_now = lambda work: original_now(watched(work))
+    return writes
+
+
+async def test_an_event_alone_is_written_at_once_on_the_loop_and_a_large_batch_in_the_thread(chain: Chain) -> None:
+    """``store.direct``: SQLite's share of a large batch overlaps with the loop's work in the writer's thread."""
+    db = chain.platform.db
+    writer = AuditWriter(db)
+    threads = _watch_direct_writes(db)
     alone = writer.record(_event(chain, "alone"))
     with pytest.raises(StopIteration):
         alone.send(None)  # committed without suspending once: no task, no hand-off
@@ -113,21 +119,7 @@ async def test_while_calls_overlap_their_events_share_the_queue_instead_of_a_com
     """One call alone commits its event at once; calls under way together go through the group commit."""
     db = chain.platform.db
     writer = AuditWriter(db)
-    commits: list[int] = []
-    original, original_now = db.write_direct, db.write_direct_now
-
-    async def spying(work: Any, *, now: bool = True) -> Any:
-        rows = await original(work, now=now)
-        commits.append(len(rows))
-        return rows
-
-    def spying_now(work: Any) -> Any:
-        rows = original_now(work)
-        commits.append(len(rows))
-        return rows
-
-    db.write_direct = spying  # type: ignore[method-assign]
-    db.write_direct_now = spying_now  # type: ignore[method-assign]
+    writes = _watch_direct_writes(db)
     with writer.call():
         alone = writer.record(_event(chain, "alone"))
         with pytest.raises(StopIteration):
@@ -138,7 +130,7 @@ async def test_while_calls_overlap_their_events_share_the_queue_instead_of_a_com
         assert len(writer._queue) == 3  # none went ahead on its own
         await asyncio.gather(*together)
 
-    assert commits == [1, 3]
+    assert [size for size, _ in writes] == [1, 3]
     assert await _actions(chain) == ["alone", "together.0", "together.1", "together.2"]
     assert (await verify(db, chain.org_id)).ok
 
@@ -175,15 +167,7 @@ async def test_direct_and_session_appends_store_the_same_values_in_one_chain(cha
     session stores (times, JSON, unicode) in the same chain as the events of mutating calls."""
     db = chain.platform.db
     assert db.direct_writes
-    direct_trips = 0
-    original_now = db.write_direct_now
-
-    def counting(work: Any) -> Any:
-        nonlocal direct_trips
-        direct_trips += 1
-        return original_now(work)
-
-    db.write_direct_now = counting  # type: ignore[method-assign]
+    writes = _watch_direct_writes(db)
     fields: dict[str, Any] = {
         "environment_id": chain.env_id,
         "resources": [{"type": "execution", "id": "01abc", "name": "smoke · nightly"}],
@@ -198,7 +182,7 @@ async def test_direct_and_session_appends_store_the_same_values_in_one_chain(cha
     await writer.record(_event(chain, "by.direct", **fields))
     async with db.session() as session:
         await recorder.record(session, _event(chain, "by.session.2", **fields))
-    assert direct_trips == 1
+    assert len(writes) == 1
 
     async with db.session() as session:
         rows = list(await session.scalars(select(AuditEventRow).order_by(AuditEventRow.seq)))
