@@ -6,7 +6,7 @@ from fastapi import Request
 from fastapi.security import HTTPBearer
 
 from testgate.access.principal import Principal
-from testgate.access.verifier import verify_bearer
+from testgate.access.verifier import bearer_of, verify_bearer
 from testgate.api.context import client_address, platform_of
 from testgate.errors import Unauthenticated
 from testgate.oauth.metadata import rest_resource_url
@@ -21,14 +21,12 @@ bearer_scheme = HTTPBearer(
 
 def bearer_token(request: Request) -> str:
     """The token of an ``Authorization: Bearer <token>`` header; ``Unauthenticated`` otherwise."""
-    header = request.headers.get("authorization")
-    if not header:
+    if not request.headers.get("authorization"):
         raise Unauthenticated("this endpoint needs an Authorization: Bearer <token> header")
-    scheme, _, token = header.strip().partition(" ")
-    # RFC 7235 §2.1: the scheme name is case-insensitive.
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_of(request.headers)
+    if token is None:
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    return token.strip()
+    return token
 
 
 async def principal_from_request(request: Request) -> Principal:

@@ -41,6 +41,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from testgate.access.verifier import bearer_of
 from testgate.http import metrics, paths, replies
 from testgate.http.settings import HttpSettings
 
@@ -86,12 +87,6 @@ def address_key(host: str) -> str:
     if address.version == 6:
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
-
-
-def bearer_of(headers: Headers) -> str | None:
-    """The token of an ``Authorization: Bearer`` header (RFC 7235 §2.1: the scheme is case-insensitive)."""
-    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 class Windows:

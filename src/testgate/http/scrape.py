@@ -23,11 +23,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from testgate.access.verifier import verify_bearer
+from testgate.access.verifier import bearer_of, verify_bearer
 from testgate.errors import Unauthenticated
 from testgate.http import metrics, paths, replies
 from testgate.http.panic import PlatformRef
-from testgate.http.ratelimit import bearer_of
 from testgate.platform import tenancy
 from testgate.store.executions import ExecutionRow
 

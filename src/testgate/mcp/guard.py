@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.access.principal import Permission, Principal
-from testgate.access.verifier import verify_bearer
+from testgate.access.verifier import bearer_of, verify_bearer
 from testgate.config import Settings
 from testgate.errors import NotFound, Unauthenticated
 from testgate.http.request_id import scope_request_id
@@ -57,13 +57,6 @@ def not_found(message: str) -> Response:
     """A JSON-RPC error with HTTP 404: the environment is absent or not this caller's to see."""
     body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
     return Response(json.dumps(body), status_code=404, media_type="application/json")
-
-
-def bearer_token(request: Request) -> str | None:
-    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1: never from the query string)."""
-    scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
-    # RFC 7235 §2.1: the scheme name is case-insensitive.
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def visible(platform: PlatformRef, principal: Principal, org_slug: str, env_slug: str) -> bool:
@@ -137,7 +130,7 @@ class Guard:
     async def _admit(self, request: Request, org: str, env: str, resource: str) -> Caller | Response:
         """The authenticated caller, or the response refusing the request."""
         source = request.client.host if request.client else None
-        token = bearer_token(request)
+        token = bearer_of(request.headers)
         if token is None:
             return unauthorized(self.settings, org, env, None)
         try:
