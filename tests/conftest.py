@@ -112,9 +112,21 @@ async def _drop_postgres_database(url: str) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def backend_platform(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Platform]:
     """The platform on each real backend: an SQLite file, and a fresh PostgreSQL database."""
-    url = None
-    if request.param == "postgres":
-        url = await _postgres_database()
+    url = await _postgres_database() if request.param == "postgres" else None
+    async for platform in _platform_on(url, tmp_path):
+        yield platform
+
+
+@pytest.fixture
+async def postgres_platform(tmp_path: Path) -> AsyncIterator[Platform]:
+    """The platform on a fresh PostgreSQL database (for what only PostgreSQL has)."""
+    async for platform in _platform_on(await _postgres_database(), tmp_path):
+        yield platform
+
+
+async def _platform_on(url: str | None, tmp_path: Path) -> AsyncIterator[Platform]:
+    """A bootstrapped platform on ``url`` (None: an SQLite file under ``tmp_path``); a PostgreSQL database is
+    dropped afterwards."""
     settings = Settings(data_dir=tmp_path / "data", config_dir=tmp_path / "config", database_url=url)
     engine = create_engine(settings.effective_database_url)
     await upgrade(engine)

@@ -128,6 +128,11 @@ async def backend_chain(backend_platform: Platform) -> Chain:
     return await chain_of(backend_platform)
 
 
+@pytest.fixture
+async def postgres_chain(postgres_platform: Platform) -> Chain:
+    return await chain_of(postgres_platform)
+
+
 async def _build_large_log(settings: Settings) -> str:
     engine = create_engine(settings.effective_database_url)
     await upgrade(engine)

@@ -20,13 +20,14 @@ from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from testgate.audit import postgresql
 from testgate.audit.formats import StoredEvent
 from testgate.audit.redaction import scrub, scrub_text
 from testgate.audit.sink import FileSink
 from testgate.ids import new_id
 from testgate.store.audit import AuditCheckpointRow, AuditEventRow
 from testgate.store.base import utcnow
-from testgate.store.tenancy import Organization
+from testgate.store.db import Database
 
 Outcome = Literal["allowed", "denied", "error"]
 GENESIS = "0" * 64
@@ -108,9 +109,17 @@ def canonical(row: StoredEvent) -> bytes:
     return encode({name: getattr(row, name) for name in CHAINED_COLUMNS})
 
 
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
+
+
 def encode(values: Mapping[Any, Any]) -> bytes:
     """The canonical encoding of an event given as column values (a row's ``_mapping``, a dict)."""
-    body = {
+    return _CANONICAL.encode(_body(values)).encode()
+
+
+def _body(values: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
         "seq": values["seq"],
         "event_id": values["event_id"],
         "time": _iso(values["time"]),
@@ -129,16 +138,31 @@ def encode(values: Mapping[Any, Any]) -> bytes:
         "arguments": values["arguments"],
         "prev_hash": values["prev_hash"],
     }
-    return _CANONICAL.encode(body).encode()
+
+
+# The canonical encoding's keys are sorted: "prev_hash" comes before "seq", with keys on every side.
+_KEYS = sorted(_body({**dict.fromkeys(CHAINED_COLUMNS), "time": datetime.min}))
+_BEFORE_PREV = _KEYS[: _KEYS.index("prev_hash")]
+_BETWEEN = _KEYS[_KEYS.index("prev_hash") + 1 : _KEYS.index("seq")]
+_AFTER_SEQ = _KEYS[_KEYS.index("seq") + 1 :]
+
+
+def encode_around(values: Mapping[Any, Any]) -> tuple[str, str, str]:
+    """The canonical encoding of an event in three pieces around the values its place in the chain decides.
+
+    ``encode(values) == (a + prev_hash + b + str(seq) + c).encode()`` for any ``seq`` and ``prev_hash``
+    (a hex digest): for the database to hash an event whose seq and prev_hash only it knows.
+    """
+    body = _body({**values, "seq": None, "prev_hash": None})
+    a = _CANONICAL.encode({key: body[key] for key in _BEFORE_PREV})[:-1] + ',"prev_hash":"'
+    b = '",' + _CANONICAL.encode({key: body[key] for key in _BETWEEN})[1:-1] + ',"seq":'
+    c = "," + _CANONICAL.encode({key: body[key] for key in _AFTER_SEQ})[1:]
+    return a, b, c
 
 
 def digest(values: Mapping[Any, Any]) -> str:
     """The chain hash of an event given as column values."""
     return hashlib.sha256(encode(values)).hexdigest()
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat(timespec="microseconds")
 
 
 def _head_query(model: type[AuditEventRow] | type[AuditCheckpointRow]) -> Select[int, str]:
@@ -176,20 +200,18 @@ async def record_many(
 ) -> list[ChainedEvent]:
     """Append ``events``, in order, to their organizations' chains inside ``session``'s transaction.
 
-    The rows go in with one INSERT statement (the returned rows are not attached to ``session``).
-    ``sink`` (with an ORM session) gets them once the transaction commits.
+    On SQLite the rows go in with one INSERT statement after reading the heads (SQLite's write transaction
+    already excludes every other writer); on PostgreSQL a stored function locks, chains and inserts in
+    one statement (``audit.postgresql``). The returned rows are not attached to ``session``; ``sink``
+    (with an ORM session) gets them once the transaction commits.
     """
-    heads: dict[str, tuple[int, str]] = {}
     dialect = session.dialect if isinstance(session, AsyncConnection) else session.get_bind().dialect
-    # SQLite's write transaction already excludes every other writer (and has no row locks).
-    lock = dialect.name != "sqlite"
-    for org in _organizations(events):
-        if lock:
-            # Serialize appends per organization: lock its row, then read the chain's head in a new snapshot.
-            await session.execute(select(Organization.id).where(Organization.id == org).with_for_update())
-        heads[org] = await head(session, org)
-    rows = _chained(events, heads)
-    await session.execute(insert(AuditEventRow), [{name: getattr(r, name) for name in _COLUMNS} for r in rows])
+    if dialect.name == "postgresql":
+        rows = [_row(event) for event in events]
+        await postgresql.append(session, rows, _pieces(rows))
+    else:
+        rows = _chained(events, {org: await head(session, org) for org in _organizations(events)})
+        await session.execute(insert(AuditEventRow), [{name: getattr(r, name) for name in _COLUMNS} for r in rows])
     if sink is not None:
         assert isinstance(session, AsyncSession), "a sink follows an ORM session's commit"
         for row in rows:
@@ -198,6 +220,18 @@ async def record_many(
 
 
 _COLUMNS = (*CHAINED_COLUMNS, "hash")
+
+
+async def append_standing(db: Database, events: Sequence[Event]) -> list[ChainedEvent]:
+    """``record_many`` as a transaction of its own, in one round trip on PostgreSQL's standing connection."""
+    assert db.standing is not None, "a standing connection is PostgreSQL's"
+    rows = [_row(event) for event in events]
+    await postgresql.append_standing(db.standing, db.engine.dialect, rows, _pieces(rows))
+    return rows
+
+
+def _pieces(rows: Sequence[ChainedEvent]) -> list[tuple[str, str, str]]:
+    return [encode_around(_values(row)) for row in rows]
 
 
 def append_direct(connection: sqlite3.Connection, events: Sequence[Event], dialect: Dialect) -> list[ChainedEvent]:
@@ -225,11 +259,17 @@ def _chained(events: Sequence[Event], heads: dict[str, tuple[int, str]]) -> list
     heads = dict(heads)
     rows: list[ChainedEvent] = []
     for event in events:
-        last_seq, prev = heads[event.organization_id]
-        row = _row(event, last_seq + 1, prev)
+        row = _row(event)
+        last_seq, row.prev_hash = heads[event.organization_id]
+        row.seq = last_seq + 1
+        row.hash = hashlib.sha256(canonical(row)).hexdigest()
         heads[event.organization_id] = (row.seq, row.hash)
         rows.append(row)
     return rows
+
+
+def _values(row: ChainedEvent) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in CHAINED_COLUMNS}
 
 
 def _direct_head(connection: sqlite3.Connection, organization_id: str, dialect: Dialect) -> tuple[int, str]:
@@ -288,9 +328,10 @@ class ChainedEvent:
     hash: str = ""
 
 
-def _row(event: Event, seq: int, prev: str) -> ChainedEvent:
-    row = ChainedEvent(
-        seq=seq,
+def _row(event: Event) -> ChainedEvent:
+    """``event`` as it will be stored, not yet placed in its chain (no seq, previous hash or hash)."""
+    return ChainedEvent(
+        seq=0,
         event_id=new_id(),
         time=utcnow(),
         organization_id=event.organization_id,
@@ -308,7 +349,5 @@ def _row(event: Event, seq: int, prev: str) -> ChainedEvent:
         source_address=event.source_address,
         user_agent=(event.user_agent or None) and scrub_text(event.user_agent)[:400],
         arguments=bound_arguments(scrub(redact(event.arguments), keys=False)),
-        prev_hash=prev,
+        prev_hash="",
     )
-    row.hash = hashlib.sha256(canonical(row)).hexdigest()
-    return row

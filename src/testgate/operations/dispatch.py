@@ -173,8 +173,8 @@ async def _transaction(
 
     A read-only operation runs in a read transaction (on SQLite it does not queue for the write lock)
     and its event is group-committed right after, before the answer goes out. Where the group commit
-    has no direct path (PostgreSQL) and nobody else is writing, the read takes a write transaction and
-    commits its event with it instead (one transaction, not two).
+    has no cheap path of its own (an SQLite database in memory) and nobody else is writing, the read
+    takes a write transaction and commits its event with it instead (one transaction, not two).
     """
     audit = platform.audit
     write = not op.read_only or (audit.inline_cheaper and platform.db.write_idle() and audit.idle)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from testgate.store import sqlite_cursor
 from testgate.store.changes import AccessVersion
 from testgate.store.direct import LATER, DirectWriter, Later, database_file
+from testgate.store.standing import StandingConnection
 
 T = TypeVar("T")
 
@@ -103,6 +104,8 @@ class Database:
         self._turn = asyncio.Lock() if self.is_sqlite else None
         file = database_file(engine.url)
         self._direct = DirectWriter(file, _sqlite_pragmas, SQLITE_WAIT_SECONDS) if file is not None else None
+        # PostgreSQL: one connection kept for single-statement appends in autocommit (``store.standing``).
+        self.standing = StandingConnection(engine) if engine.dialect.name == "postgresql" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -192,6 +195,8 @@ class Database:
     async def dispose(self) -> None:
         if self._direct is not None:
             await self._direct.close()
+        if self.standing is not None:
+            await self.standing.close()
         await self.access.close()
         await self.engine.dispose()
 
