@@ -162,3 +162,54 @@ async def test_a_database_function_that_hashes_differently_is_refused_and_nothin
     async with db.session(write=False) as session:
         assert await session.scalar(select(func.count()).select_from(AuditEventRow)) == 1
     assert (await verify(db, postgres_chain.org_id)).ok
+
+
+def _watch_statements(db: Database) -> list[int]:
+    """The number of events in each statement on the standing connection."""
+    standing = db.standing
+    assert standing is not None
+    sizes: list[int] = []
+    original = standing.fetch
+
+    async def fetch(sql: str, *args: Any) -> list[Any]:
+        sizes.append(len(args[0]))
+        return await original(sql, *args)
+
+    standing.fetch = fetch  # type: ignore[method-assign]
+    return sizes
+
+
+@pytest.mark.postgres
+async def test_a_call_alone_appends_in_its_own_task_and_overlapping_calls_share_one_statement(
+    postgres_chain: Chain,
+) -> None:
+    db = postgres_chain.platform.db
+    writer = AuditWriter(db)
+    sizes = _watch_statements(db)
+    with writer.call():
+        await writer.record(_event(postgres_chain, "alone"))
+    assert writer._task is None  # no batch task was needed
+    with writer.call(), writer.call():
+        together = [asyncio.create_task(writer.record(_event(postgres_chain, f"together.{i}"))) for i in range(3)]
+        await asyncio.sleep(0)  # each task's first step hands its event over
+        assert len(writer._queue) == 3
+        await asyncio.gather(*together)
+    # An event arriving while a lone one is being written queues behind it.
+    first = asyncio.create_task(writer.record(_event(postgres_chain, "first")))
+    await asyncio.sleep(0)
+    assert not writer.idle
+    second = asyncio.create_task(writer.record(_event(postgres_chain, "second")))
+    await asyncio.sleep(0)
+    assert [event.action for event, _ in writer._queue] == ["second"]
+    await asyncio.gather(first, second)
+
+    assert sizes == [1, 3, 1, 1]
+    assert [row.action for row in await _rows(postgres_chain)] == [
+        "alone",
+        "together.0",
+        "together.1",
+        "together.2",
+        "first",
+        "second",
+    ]
+    assert (await verify(db, postgres_chain.org_id)).ok

@@ -6,10 +6,11 @@ written go together in the next transaction, in the order they came. One commit 
 lets reads run side by side instead of queueing for the database's write lock one by one.
 
 A call alone (no other call under way in this process, ``calls``) whose event finds nothing else
-being written (no batch queued or being written, SQLite's lock free) commits it at once on the event
-loop, without the batch's task and hand-offs. While calls overlap, every event goes through the queue:
-committed one by one as they come, overlapping calls' events would each take a commit of their own
-(tried in the fourth session: p99 doubled at 64 connections).
+being written (no batch queued or being written, SQLite's lock free) commits it at once: on SQLite on
+the event loop, on PostgreSQL in the caller's own task, without the batch's task and hand-offs. While
+calls overlap, every event goes through the queue: committed one by one as they come, overlapping
+calls' events would each take a commit of their own (tried in the fourth session: p99 doubled at 64
+connections).
 
 On PostgreSQL a batch is one statement, a transaction of its own, on a connection kept for it
 (``store.standing``, ``audit.postgresql``): no checkout, BEGIN or COMMIT per batch.
@@ -46,6 +47,7 @@ class AuditWriter:
         self._queue: list[tuple[recorder.Event, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._calls = 0
+        self._alone_writing = 0  # lone events being appended in their callers' tasks (PostgreSQL)
 
     @contextmanager
     def call(self) -> Iterator[None]:
@@ -65,11 +67,18 @@ class AuditWriter:
     @property
     def idle(self) -> bool:
         """No event is waiting or being written."""
-        return not self._queue and (self._task is None or self._task.done())
+        return not self._queue and not self._alone_writing and (self._task is None or self._task.done())
 
     async def record(self, event: recorder.Event) -> None:
-        """Commit ``event``; a caller cancelled meanwhile does not take its event back."""
+        """Commit ``event``; a caller cancelled meanwhile does not take its event back.
+
+        Except on PostgreSQL, for a call alone cancelled during its statement: its event may or may not be
+        committed then (``dispatch`` records the cancellation in an event of its own either way).
+        """
         if self._now(event):
+            return
+        if self._calls <= 1 and self.idle and self.db.standing is not None:
+            await self._alone(event)
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((event, waiter))
@@ -82,16 +91,25 @@ class AuditWriter:
         false if it must queue."""
         if self._calls > 1 or not (self.db.direct_writes and self.idle):
             return False
-        try:
+        with _unwritten_as_error(event):
             rows = self.db.write_direct_now(self._appending([event]))
-        except Exception:
-            log.exception("audit write failed", action=event.action)
-            raise RuntimeError("the audit event could not be written") from None
         if isinstance(rows, Later):
             return False
         if self.sink is not None:
             self.sink.append(rows)
         return True
+
+    async def _alone(self, event: recorder.Event) -> None:
+        """PostgreSQL: the event of a call alone, appended in the caller's own task (no batch task, future or
+        shield). Events arriving meanwhile queue, and their batch's statement waits for this one's."""
+        self._alone_writing += 1
+        try:
+            with _unwritten_as_error(event):
+                rows = await recorder.append_standing(self.db, [event])
+        finally:
+            self._alone_writing -= 1
+        if self.sink is not None:
+            self.sink.append(rows)
 
     async def _drain(self) -> None:
         while self._queue:
@@ -138,6 +156,15 @@ class AuditWriter:
         task = self._task
         if task is not None and not task.done():
             await asyncio.shield(task)
+
+
+@contextmanager
+def _unwritten_as_error(event: recorder.Event) -> Iterator[None]:
+    try:
+        yield
+    except Exception:
+        log.exception("audit write failed", action=event.action)
+        raise RuntimeError("the audit event could not be written") from None
 
 
 def _settle(batch: Sequence[tuple[recorder.Event, asyncio.Future[None]]], error: Exception | None) -> None:
