@@ -30,26 +30,10 @@ from testgate.store.standing import StandingConnection
 if TYPE_CHECKING:
     from testgate.audit.recorder import ChainedEvent
 
-# The function's arrays, in its parameter order: one column each, then the encoding's pieces.
-COLUMNS = (
-    "organization_id",
-    "event_id",
-    "time",
-    "environment_id",
-    "actor_type",
-    "actor_id",
-    "actor_name",
-    "transport",
-    "action",
-    "resources",
-    "outcome",
-    "reason",
-    "confirmation",
-    "request_id",
-    "source_address",
-    "user_agent",
-    "arguments",
-)
+# The function's arrays, in its parameter order: the table's columns but the id and those the function
+# decides, then the pieces of each event's encoding.
+DECIDED = ("id", "seq", "prev_hash", "hash")
+COLUMNS = tuple(column.name for column in AuditEventRow.__table__.columns if column.name not in DECIDED)
 PIECES = ("before_prev", "before_seq", "after_seq")
 _APPENDED = func.testgate_audit_append(*(bindparam(name) for name in (*COLUMNS, *PIECES))).table_valued(
     "appended_seq", "appended_prev", "appended_hash"

@@ -19,11 +19,13 @@ down_revision: str | None = "020cbedf4b69"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Each event's hash is the SHA-256 of its canonical encoding, which Python hands over in three pieces
-# around the two values only known here: before_prev || prev_hash || before_seq || seq || after_seq.
+# One array per column of audit_events, in the table's order, but the id and what the function decides
+# (seq, prev_hash, hash). Each event's hash is the SHA-256 of its canonical encoding, which Python hands
+# over in three pieces around the two values only known here: before_prev || prev_hash || before_seq ||
+# seq || after_seq.
 APPEND = """
 CREATE OR REPLACE FUNCTION testgate_audit_append(
-    orgs text[], event_ids text[], times timestamptz[], environment_ids text[], actor_types text[],
+    event_ids text[], times timestamptz[], orgs text[], environment_ids text[], actor_types text[],
     actor_ids text[], actor_names text[], transports text[], actions text[], resources text[],
     outcomes text[], reasons text[], confirmations text[], request_ids text[], source_addresses text[],
     user_agents text[], arguments text[], before_prev text[], before_seq text[], after_seq text[]
@@ -65,7 +67,7 @@ END
 $$
 """
 
-SIGNATURE = "testgate_audit_append(" + ", ".join(["text[]"] * 2 + ["timestamptz[]"] + ["text[]"] * 17) + ")"
+SIGNATURE = "testgate_audit_append(" + ", ".join(["text[]", "timestamptz[]"] + ["text[]"] * 18) + ")"
 
 
 def upgrade() -> None:
