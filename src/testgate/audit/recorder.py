@@ -80,28 +80,8 @@ def bound_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     return {"_truncated": True, "_preview": text[:MAX_ARGUMENT_CHARS]}
 
 
-# The columns an event's hash covers, in the order of the table.
-CHAINED_COLUMNS = (
-    "seq",
-    "event_id",
-    "time",
-    "organization_id",
-    "environment_id",
-    "actor_type",
-    "actor_id",
-    "actor_name",
-    "transport",
-    "action",
-    "resources",
-    "outcome",
-    "reason",
-    "confirmation",
-    "request_id",
-    "source_address",
-    "user_agent",
-    "arguments",
-    "prev_hash",
-)
+# The columns an event's hash covers, in the order of the table: all but its id and the hash itself.
+CHAINED_COLUMNS = tuple(column.name for column in AuditEventRow.__table__.columns if column.name not in ("id", "hash"))
 
 
 def canonical(row: StoredEvent) -> bytes:
