@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
 from testgate.audit.redaction import redact_event
 
 
-def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "INFO") -> None:
-    """Route structlog and stdlib logging to stderr (stdout belongs to stdio MCP and CLI output)."""
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+def configure(
+    fmt: Literal["auto", "json", "console"] = "auto", level: str = "INFO", *, stream: TextIO | None = None
+) -> None:
+    """Route structlog and stdlib logging to stderr (stdout belongs to stdio MCP and CLI output), or ``stream``."""
+    stream = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -41,7 +44,7 @@ def configure(fmt: Literal["auto", "json", "console"] = "auto", level: str = "IN
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -12,6 +12,7 @@ import pytest
 import structlog
 from sqlalchemy import text
 
+from testgate import logconfig
 from testgate.access import tokens
 from testgate.audit.redaction import REDACTED, forget_secret, redact_event, register_secret, scrub_text
 from testgate.errors import InvalidInput, NotFound
@@ -33,35 +34,11 @@ spec:
 
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
-    """structlog and stdlib logging rendered as JSON lines into a buffer, as logconfig.configure does."""
+    """structlog and stdlib logging rendered as JSON lines into a buffer by ``logconfig.configure``."""
     buffer = io.StringIO()
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
-    )
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                redact_event,
-                structlog.processors.JSONRenderer(),
-            ],
-        )
-    )
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG)
+    logconfig.configure("json", "DEBUG", stream=buffer)
     try:
         yield buffer
     finally:
