@@ -16,9 +16,7 @@ from testgate.cli.output import error
 from testgate.cli.params import DataDir, Env, Org, Target
 from testgate.config import Settings
 from testgate.errors import Unauthenticated
-from testgate.mcp import bridge
 from testgate.mcp.config_snippets import LOCATIONS, Client, hosted_url, snippet, stdio_command
-from testgate.mcp.stdio import serve_stdio
 
 EXIT_INTERRUPTED = 130
 
@@ -45,6 +43,10 @@ def serve(
     data_dir: DataDir = None, org: Org = None, env: Env = None, local: LocalOption = False, ca_bundle: CaBundle = None
 ) -> None:
     """Serve MCP on stdio: bridged to your server after `testgate login` (or $TESTGATE_TOKEN), else in-process."""
+    # Imported here: the MCP client and server take half a second to import, which every other command spares.
+    from testgate.mcp import bridge
+    from testgate.mcp.stdio import serve_stdio
+
     settings = Target(data_dir, org, env).settings()
     # stdout is the MCP wire: logs go to stderr only.
     logconfig.configure(settings.log_format, settings.log_level)
