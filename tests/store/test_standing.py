@@ -92,7 +92,7 @@ async def test_closing_gives_the_connection_back_to_the_pool(db: Database) -> No
     await standing.close()
 
 
-async def test_only_postgresql_has_a_standing_connection(tmp_path: object) -> None:
+async def test_only_postgresql_has_a_standing_connection() -> None:
     sqlite = Database(create_engine("sqlite+aiosqlite:///:memory:"))
     try:
         assert sqlite.standing is None
