@@ -111,11 +111,19 @@ def _read_until(stream: IO[str], text: str) -> str:
     return seen
 
 
+# `testgate` as a terminal starts it in the foreground: Ctrl-C raises KeyboardInterrupt. A test run started
+# in the background by a shell (CI scripts) ignores SIGINT, and a child inherits an ignored signal.
+AS_IN_A_TERMINAL = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('testgate', run_name='__main__', alter_sys=True)"
+)
+
+
 def test_ctrl_c_aborts_the_running_execution_and_exits_130(cli) -> None:
     # The process boundary is the subject: a real SIGINT to a real `testgate` process.
     cli("workflow", "apply", "-f", "-", input=SLOW)
     env = {**os.environ, "TESTGATE_DATA_DIR": str(cli.data_dir), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "testgate", "workflow", "run", "slow", "--watch"]
+    command = [sys.executable, "-c", AS_IN_A_TERMINAL, "workflow", "run", "slow", "--watch"]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         guard = threading.Timer(30, proc.kill)  # bounds the test if the line never comes
         guard.start()
