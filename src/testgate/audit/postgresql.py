@@ -46,13 +46,15 @@ class ChainMismatch(RuntimeError):
 
 
 async def append(
-    connection: AsyncSession | AsyncConnection, rows: Sequence[ChainedEvent], pieces: Sequence[tuple[str, str, str]]
+    connection: AsyncSession | AsyncConnection,
+    dialect: Dialect,
+    rows: Sequence[ChainedEvent],
+    pieces: Sequence[tuple[str, str, str]],
 ) -> None:
     """Append ``rows`` in order inside ``connection``'s transaction; fill in each one's seq, prev_hash and hash.
 
     ``pieces`` are each row's canonical encoding around its seq and previous hash.
     """
-    dialect = connection.dialect if isinstance(connection, AsyncConnection) else connection.get_bind().dialect
     arrays = _arrays(dialect, rows, pieces)
     placed = (await connection.execute(APPEND, dict(zip((*COLUMNS, *PIECES), arrays, strict=True)))).all()
     _place(rows, pieces, placed)

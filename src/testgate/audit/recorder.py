@@ -86,7 +86,7 @@ CHAINED_COLUMNS = tuple(column.name for column in AuditEventRow.__table__.column
 
 def canonical(row: StoredEvent) -> bytes:
     """The bytes an event's hash covers (everything but the hash itself)."""
-    return encode({name: getattr(row, name) for name in CHAINED_COLUMNS})
+    return encode(_values(row))
 
 
 def _iso(value: datetime) -> str:
@@ -188,7 +188,7 @@ async def record_many(
     dialect = session.dialect if isinstance(session, AsyncConnection) else session.get_bind().dialect
     if dialect.name == "postgresql":
         rows = [_row(event) for event in events]
-        await postgresql.append(session, rows, _pieces(rows))
+        await postgresql.append(session, dialect, rows, _pieces(rows))
     else:
         rows = _chained(events, {org: await head(session, org) for org in _organizations(events)})
         await session.execute(insert(AuditEventRow), [{name: getattr(r, name) for name in _COLUMNS} for r in rows])
@@ -248,7 +248,7 @@ def _chained(events: Sequence[Event], heads: dict[str, tuple[int, str]]) -> list
     return rows
 
 
-def _values(row: ChainedEvent) -> dict[str, Any]:
+def _values(row: StoredEvent) -> dict[str, Any]:
     return {name: getattr(row, name) for name in CHAINED_COLUMNS}
 
 
