@@ -75,11 +75,12 @@ class AuditWriter:
         Except on PostgreSQL, for a call alone cancelled during its statement: its event may or may not be
         committed then (``dispatch`` records the cancellation in an event of its own either way).
         """
-        if self._now(event):
-            return
-        if self._calls <= 1 and self.idle and self.db.standing is not None:
-            await self._alone(event)
-            return
+        if self._calls <= 1 and self.idle:
+            if self.db.direct_writes and self._now(event):
+                return
+            if self.db.standing is not None:
+                await self._alone(event)
+                return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((event, waiter))
         if self._task is None or self._task.done() or self._task.get_loop() is not waiter.get_loop():
@@ -87,10 +88,8 @@ class AuditWriter:
         await asyncio.shield(waiter)
 
     def _now(self, event: recorder.Event) -> bool:
-        """Commit ``event`` at once when its call is alone and nothing else is writing (SQLite in a file);
-        false if it must queue."""
-        if self._calls > 1 or not (self.db.direct_writes and self.idle):
-            return False
+        """SQLite in a file: commit the event of a call alone at once on the loop; false if SQLite's lock is
+        taken and it must queue."""
         with _unwritten_as_error(event):
             rows = self.db.write_direct_now(self._appending([event]))
         if isinstance(rows, Later):
