@@ -130,6 +130,27 @@ async def test_a_remembered_consent_skips_the_page_until_more_is_asked(flow: Any
     assert forced.status_code == 200
 
 
+# OWASP ASVS 4.0.3 V3.3.1: signing out (in the console) ends the authorization pages' session on the
+# server too: the browser's cookie, still held, no longer signs anyone in.
+async def test_a_sign_out_ends_the_authorization_pages_session_of_that_person(
+    flow: Any, client_id: str, platform: Platform
+) -> None:
+    await flow.code(client_id)
+    assert flow.http.cookies.get(browser.SESSION_COOKIE)
+    signed_in = await flow.authorize(flow.params(client_id, prompt="none"))
+    assert "code=" in signed_in.headers["location"]
+    async with platform.db.session() as session:
+        user = await session.scalar(select(User).where(User.email == "ada@example.com"))
+    assert user is not None
+    await browser.sign_out(platform.db, user.id)
+    assert flow.http.cookies.get(browser.SESSION_COOKIE)  # the cookie is still sent
+    after = await flow.authorize(flow.params(client_id, prompt="none"))
+    assert after.status_code == 302
+    assert "error=login_required" in after.headers["location"]
+    again = await flow.code(client_id)  # signing in again starts a session that works
+    assert again
+
+
 async def test_prompt_none_without_a_session_answers_login_required(flow: Any, client_id: str) -> None:
     response = await flow.authorize(flow.params(client_id, prompt="none"))
     assert response.status_code == 302

@@ -136,6 +136,42 @@ async def test_signing_out_deletes_the_session_cookie(
     assert [e.outcome for e in await audit_events("console.logout")] == ["allowed"]
 
 
+# OWASP ASVS 4.0.3 V3.3.1: logout invalidates the session token on the server, not only the browser's copy.
+async def test_signing_out_ends_the_session_on_the_server_so_a_copied_cookie_is_refused(
+    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn, workflows: None
+) -> None:
+    await make_user("ada@example.com", grants={"dev": Permission.READ})
+    await signed_in(client, "ada@example.com")
+    copied = client.cookies.get("testgate_console_session")
+    assert copied
+    page = await client.get("/ui/acme/dev/workflows")
+    assert page.status_code == 200
+    assert (await client.post("/ui/logout", data={"csrf": hidden(page.text, "csrf")})).status_code == 303
+    replayed = await client.get("/ui/acme/dev/workflows", headers={"cookie": f"testgate_console_session={copied}"})
+    assert replayed.status_code == 303
+    assert replayed.headers["location"].startswith("/login")
+    await signed_in(client, "ada@example.com")  # signing in again starts a session that works
+    assert (await client.get("/ui/acme/dev/workflows")).status_code == 200
+
+
+async def test_one_persons_sign_out_leaves_another_persons_session_alone(
+    app: Any, make_user: MakeUser, signed_in: SignIn, workflows: None
+) -> None:
+    await make_user("ada@example.com", grants={"dev": Permission.READ})
+    await make_user("bob@example.com", grants={"dev": Permission.READ})
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url=BASE) as ada,
+        httpx.AsyncClient(transport=transport, base_url=BASE) as bob,
+    ):
+        await signed_in(ada, "ada@example.com")
+        await signed_in(bob, "bob@example.com")
+        page = await ada.get("/ui/acme/dev/workflows")
+        await ada.post("/ui/logout", data={"csrf": hidden(page.text, "csrf")})
+        assert (await ada.get("/ui/acme/dev/workflows")).status_code == 303
+        assert (await bob.get("/ui/acme/dev/workflows")).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("target", "kept"),
     [

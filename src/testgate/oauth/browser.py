@@ -1,9 +1,11 @@
 """The authorization server's browser state: a signed session cookie and anti-CSRF values.
 
-The session cookie holds ``user id . issued-at . expiry`` and an HMAC-SHA256 over them with a key kept in
-the database (so every replica accepts it); it is HttpOnly, SameSite=Lax, Secure on https, and scoped to
-``/oauth``. Every form carries HMAC(key, nonce | purpose), where the nonce lives in an HttpOnly SameSite=Strict
-cookie: a cross-site form post carries neither (double-submit, OWASP CSRF cheat sheet).
+The session cookie holds ``user id . issued-at (ms) . expiry (s)`` and an HMAC-SHA256 over them with a key
+kept in the database (so every replica accepts it); it is HttpOnly, SameSite=Lax, Secure on https, and
+scoped to ``/oauth``. Signing out records its time on the user, which ends every session issued before
+it, copies of the cookie included (``valid_for``). Every form carries HMAC(key, nonce | purpose), where the
+nonce lives in an HttpOnly SameSite=Strict cookie: a cross-site form post carries neither (double-submit,
+OWASP CSRF cheat sheet).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import weakref
 from dataclasses import dataclass
 
 from fastapi import Request, Response
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from testgate.store.base import utcnow
 from testgate.store.db import Database
 from testgate.store.oauth import ServerSecret
+from testgate.store.tenancy import User
 
 SESSION_COOKIE = "testgate_as_session"
 CSRF_COOKIE = "testgate_as_csrf"
@@ -58,16 +62,16 @@ def _mac(key: bytes, message: str) -> str:
 
 @dataclass(frozen=True)
 class BrowserSession:
-    """Who is signed in to the authorization pages, since when."""
+    """Who is signed in to the authorization pages, since when (milliseconds since the epoch)."""
 
     user_id: str
-    issued_at: int
+    issued_ms: int
 
 
 def seal(key: bytes, user_id: str, ttl: int, now: float | None = None) -> str:
     """A session cookie value for ``user_id`` valid ``ttl`` seconds."""
-    issued = int(now if now is not None else time.time())
-    body = f"{user_id}.{issued}.{issued + ttl}"
+    now = now if now is not None else time.time()
+    body = f"{user_id}.{int(now * 1000)}.{int(now) + ttl}"
     return f"{body}.{_mac(key, 'session|' + body)}"
 
 
@@ -82,6 +86,25 @@ def unseal(key: bytes, value: str | None, now: float | None = None) -> BrowserSe
     if int(expires) <= (now if now is not None else time.time()):
         return None
     return BrowserSession(user_id, int(issued))
+
+
+def valid_for(session: BrowserSession, user: User | None) -> User | None:
+    """``user``, if ``session`` may still act for them: the account is enabled and has not signed out since.
+
+    A sign-out MUST end the session on the server, not only delete this browser's cookie: a copied cookie is
+    refused from then on (OWASP ASVS 4.0.3 V3.3.1).
+    """
+    if user is None or user.disabled or user.id != session.user_id:
+        return None
+    if user.signed_out_at is not None and session.issued_ms <= user.signed_out_at.timestamp() * 1000:
+        return None
+    return user
+
+
+async def sign_out(db: Database, user_id: str) -> None:
+    """End every browser session of ``user_id`` issued until now (console and authorization pages alike)."""
+    async with db.session() as session:
+        await session.execute(update(User).where(User.id == user_id).values(signed_out_at=utcnow()))
 
 
 def secure(request: Request) -> bool:

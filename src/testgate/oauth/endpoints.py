@@ -44,13 +44,12 @@ async def _key(request: Request) -> bytes:
 
 
 async def current_user(request: Request, key: bytes) -> User | None:
-    """The person signed in to these pages, if the cookie is valid and the account still enabled."""
+    """The person signed in to these pages, if the cookie is valid, the account enabled and not signed out since."""
     session = browser.unseal(key, request.cookies.get(browser.SESSION_COOKIE))
     if session is None:
         return None
     async with platform_of(request).db.session() as db:
-        user = await db.get(User, session.user_id)
-    return user if user is not None and not user.disabled else None
+        return browser.valid_for(session, await db.get(User, session.user_id))
 
 
 async def _parse(request: Request, query: str) -> AuthorizationRequest | Response:

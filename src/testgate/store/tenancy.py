@@ -42,6 +42,8 @@ class User(Base):
     # A pending invitation: the SHA-256 of the one-time link's secret, until it is redeemed or expires.
     invite_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     invite_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The last sign-out: every browser session issued before it is over (``oauth.browser.valid_for``).
+    signed_out_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Membership(Base):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from testgate.errors import NotFound, Unauthenticated
+from testgate.oauth import browser as oauth_browser
 from testgate.oauth import events
 from testgate.oauth.login import LoginFailed, login_user
 from testgate.store.tenancy import User
@@ -125,6 +126,7 @@ async def logout(request: Request) -> Response:
     fields = await read_form(request)
     if not session.CONSOLE.ok(key, request, session.purpose(browser), fields.get("csrf", "")):
         raise FormExpired(EXPIRED)
+    await oauth_browser.sign_out(platform_of(request).db, user.id)
     await _audit(request, "console.logout", user, user.email)
     session.end(response, request)
     return response

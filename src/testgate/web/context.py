@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from testgate.access.principal import Permission, Principal
 from testgate.errors import NotFound, PermissionDenied, Unauthenticated
 from testgate.http.request_id import request_id_of
+from testgate.oauth import browser as oauth_browser
 from testgate.oauth.browser import BrowserSession
 from testgate.operations.context import Call, Confirmer, ConfirmOutcome
 from testgate.operations.dispatch import dispatch
@@ -52,9 +53,9 @@ async def signed_in(request: Request) -> tuple[bytes, BrowserSession, User]:
     if browser is None:
         raise Unauthenticated("sign in to use the console")
     async with platform.db.session() as db:
-        user = await db.get(User, browser.user_id)
-    if user is None or user.disabled:
-        raise Unauthenticated("this account is no longer active")
+        user = oauth_browser.valid_for(browser, await db.get(User, browser.user_id))
+    if user is None:
+        raise Unauthenticated("this sign-in is over (signed out, or the account is no longer active)")
     return key, browser, user
 
 

@@ -12,8 +12,9 @@ time): a cross-site post carries neither the nonce nor a value derived from it (
 session; OWASP CSRF cheat sheet). A destructive action additionally carries a confirmation value that only
 the confirmation page hands out, bound to the session, the action and its subject.
 
-The sealed session is stateless: signing out deletes the cookie, but a copy of it stays valid until it
-expires (the authorization server keeps no session store to revoke it in).
+Signing out deletes the cookie and records the sign-out on the user (``oauth.browser.sign_out``): every
+session issued before it, a copied cookie included, is refused from then on, here and on the
+authorization server's pages.
 """
 
 from __future__ import annotations
@@ -57,13 +58,13 @@ def start(response: Response, request: Request, key: bytes, user_id: str, ttl: i
 
 
 def end(response: Response, request: Request) -> None:
-    """Sign the browser out (the cookie is deleted; see the module docstring)."""
+    """Delete the browser's session cookie (``oauth.browser.sign_out`` ends the session itself)."""
     response.delete_cookie(SESSION_COOKIE, path=PATH, secure=browser.secure(request), httponly=True, samesite="lax")
 
 
 def purpose(session: BrowserSession) -> str:
     """What every form of one sign-in is bound to."""
-    return f"console|{session.user_id}|{session.issued_at}"
+    return f"console|{session.user_id}|{session.issued_ms}"
 
 
 @dataclass(frozen=True)
