@@ -94,7 +94,7 @@ def valid_for(session: BrowserSession, user: User | None) -> User | None:
     A sign-out MUST end the session on the server, not only delete this browser's cookie: a copied cookie is
     refused from then on (OWASP ASVS 4.0.3 V3.3.1).
     """
-    if user is None or user.disabled or user.id != session.user_id:
+    if user is None or user.disabled:
         return None
     if user.signed_out_at is not None and session.issued_ms <= user.signed_out_at.timestamp() * 1000:
         return None

@@ -199,7 +199,8 @@ class DirectWriter:
                 await asyncio.wait({phase})
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._close)
-        await loop.run_in_executor(self._copier, self._close_copier)
+        if self._copying_connection is not None:  # no copy ran: no copier thread to start for nothing
+            await loop.run_in_executor(self._copier, self._close_copier)
         self._thread.shutdown(wait=False)
         self._copier.shutdown(wait=False)
 
