@@ -84,3 +84,19 @@ async def test_a_separate_metrics_listener_serves_them_and_the_main_port_does_no
     assert main.status_code == 404
     assert scraped.status_code == 200
     assert "testgate_rate_limited_total" in scraped.text
+
+
+async def test_made_up_methods_share_one_series_so_a_client_cannot_grow_the_registry(live_server: Any) -> None:
+    # RFC 9110 §9.1: a request may name any method token; label values stay bounded all the same.
+    listen = f"127.0.0.1:{free_port()}"
+    async with live_server(http=HttpSettings(metrics_listen=listen)) as live:
+        for n in range(5):
+            answer = await live.http.request(f"MADEUP{n}", WORKFLOWS)
+            assert answer.status_code in (401, 405)
+        await live.http.get(WORKFLOWS)
+        async with httpx.AsyncClient() as scraper:
+            scraped = (await scraper.get(f"http://{listen}/metrics")).text
+
+    assert "MADEUP" not in scraped
+    assert 'method="other"' in scraped
+    assert 'method="GET"' in scraped

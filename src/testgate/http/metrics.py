@@ -1,6 +1,7 @@
 """Prometheus instruments of the process, what feeds the HTTP ones (``count_response``), and the dispatch hook.
 
-    testgate_http_requests_total{method,route,status}        route: the template, never the raw path
+    testgate_http_requests_total{method,route,status}        route: the template, never the raw path;
+                                                             method: a standard one, else "other"
     testgate_http_request_duration_seconds{method,route}     histogram
     testgate_tool_calls_total{tool,transport,outcome}        every dispatched operation (``count_tool_call``)
     testgate_rate_limited_total{bucket}                      429s by bucket (principal, address, sign-in)
@@ -39,6 +40,9 @@ PANICS = Counter("testgate_panics_total", "Unhandled exceptions answered by the 
 EXECUTIONS = Gauge("testgate_executions", "Executions by status (read from the database at scrape time).", ["status"])
 
 _DENIALS = {401: "unauthenticated", 403: "forbidden", 421: "misdirected"}
+# HTTP lets a request name any method (RFC 9110 §9.1); every other one is counted as "other", so that no
+# client can add series to the process's registry at will.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _MCP_ENDPOINT = re.compile(r"/(mcp|sse|messages)(/.*)?$")
 MCP_TEMPLATE = "/organizations/{org}/environments/{env}/"
 
@@ -65,7 +69,8 @@ def route_of(scope: Scope) -> str:
 
 def count_response(scope: Scope, status: int, seconds: float) -> None:
     """Count a response by route template and status, and time it (``testgate.http.observe`` calls this)."""
-    requests, latency, denied = _series(scope.get("method", ""), route_of(scope), status)
+    method = scope.get("method", "")
+    requests, latency, denied = _series(method if method in _METHODS else "other", route_of(scope), status)
     requests.inc()
     latency.observe(seconds)
     if denied is not None:
@@ -76,7 +81,7 @@ def count_response(scope: Scope, status: int, seconds: float) -> None:
 def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram, Counter | None]:
     """The series a response is counted in (looked up once: ``labels`` takes a lock and builds a key).
 
-    The labels are bounded (route templates, methods, statuses), so the cache holds every series in use.
+    The labels are bounded (route templates, known methods, statuses), so the cache holds every series in use.
     """
     denial = _DENIALS.get(status)
     return (
