@@ -35,7 +35,7 @@ from testgate.cli.params import Env, Org
 from testgate.config import Settings
 from testgate.errors import Unauthenticated
 from testgate.http.outbound import Outbound
-from testgate.oauth.authorize import s256
+from testgate.oauth.pkce import s256
 
 SCOPE = "testgate:read testgate:run testgate:write"
 CLIENT_NAME = "testgate CLI"

@@ -9,8 +9,6 @@ server's environment URLs, which becomes the token audience. Parameters MUST NOT
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -174,11 +172,6 @@ async def held_permission(session: AsyncSession, user_id: str, org_id: str, env_
         )
     )
     return Permission.parse(grant) if grant else Permission.NONE
-
-
-def s256(verifier: str) -> str:
-    """RFC 7636 §4.2: BASE64URL(SHA256(ASCII(code_verifier))) without padding."""
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).decode().rstrip("=")
 
 
 async def issue_code(session: AsyncSession, settings: Settings, request: Request, user_id: str) -> str:

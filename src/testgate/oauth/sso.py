@@ -31,7 +31,7 @@ from joserfc.jwk import KeySet
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from testgate.http.outbound import Outbound
-from testgate.oauth.authorize import s256
+from testgate.oauth.pkce import s256
 from testgate.oauth.settings import UpstreamSettings
 
 START = "/oauth/sso/start"

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.access.principal import Permission
 from testgate.config import Settings
-from testgate.oauth import authorize, clients, events, refresh
+from testgate.oauth import clients, events, pkce, refresh
 from testgate.oauth.authorize import held_permission
 from testgate.oauth.context import fetcher_of, platform_of
 from testgate.oauth.errors import NO_STORE, OAuthError
@@ -64,7 +64,7 @@ async def redeem_code(
     verifier = fields.get("code_verifier", "")
     if not _VERIFIER.match(verifier):
         return OAuthError("code_verifier is missing or malformed (RFC 7636 §4.1)", error="invalid_grant")
-    if not secrets.compare_digest(authorize.s256(verifier), row.code_challenge):
+    if not secrets.compare_digest(pkce.s256(verifier), row.code_challenge):
         return OAuthError("the code_verifier does not match the code_challenge", error="invalid_grant")
     if fields.get("resource") not in (None, row.resource):
         return OAuthError("resource differs from the authorization request's", error="invalid_target")
