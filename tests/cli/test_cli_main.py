@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 import pytest
 
@@ -27,3 +29,11 @@ def test_optional_command_groups_are_present_when_their_module_is(cli, module, n
 
 def test_an_unknown_command_is_a_usage_error(cli) -> None:
     assert cli("frobnicate").exit_code == 2
+
+
+def test_the_cli_starts_without_the_server_frameworks_or_the_mcp_sdk() -> None:
+    # Every command pays for what ``testgate.cli.main`` imports; the ones that need a server import it when they run.
+    probe = "import sys, testgate.cli.main; print(' '.join(m for m in ('fastapi', 'mcp') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+
+    assert loaded.stdout.split() == []
