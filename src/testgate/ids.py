@@ -18,11 +18,13 @@ def new_id() -> str:
 
 def ulid(value: int) -> str:
     """The 26 base32 digits of a 128-bit ``value`` (130 bits, the first two zero), two digits at a time."""
-    pairs = []
-    for _ in range(13):
-        pairs.append(_PAIRS[value & 1023])
-        value >>= 10
-    return "".join(reversed(pairs))
+    p = _PAIRS
+    return (
+        p[value >> 120 & 1023] + p[value >> 110 & 1023] + p[value >> 100 & 1023] + p[value >> 90 & 1023]
+        + p[value >> 80 & 1023] + p[value >> 70 & 1023] + p[value >> 60 & 1023] + p[value >> 50 & 1023]
+        + p[value >> 40 & 1023] + p[value >> 30 & 1023] + p[value >> 20 & 1023] + p[value >> 10 & 1023]
+        + p[value & 1023]
+    )  # fmt: skip
 
 
 def is_slug(value: str) -> bool:

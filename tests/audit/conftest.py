@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -66,7 +67,7 @@ class Chain:
             "prev_hash": prev,
         }
         values.update(fields)
-        values["hash"] = recorder.digest(values)
+        values["hash"] = recorder.digest(SimpleNamespace(**values))
         return values
 
     async def insert(

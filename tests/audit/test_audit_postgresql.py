@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -66,7 +67,7 @@ def test_the_pieces_around_seq_and_prev_hash_join_into_the_canonical_encoding(
         "resources": [{"type": "execution", "id": "01x", "name": "smoke"}],
         "arguments": arguments,
     }
-    a, b, c = recorder.encode_around(values)
+    a, b, c = recorder.encode_around(SimpleNamespace(**values))
     assert (a + prev + b + str(seq) + c).encode() == recorder.encode({**values, "seq": seq, "prev_hash": prev})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import io
 import logging
 import secrets
@@ -170,3 +171,44 @@ async def test_no_planted_secret_reaches_the_logs_or_any_audit_column(chain: Cha
     for secret in planted:
         assert secret not in output, secret
         assert secret not in audit, secret
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+class _Settings(dict[str, Any]):
+    pass
+
+
+def test_the_recorders_one_pass_cleaning_matches_redacting_then_scrubbing() -> None:
+    """``recorder.cleaned`` (the audit row's arguments) is ``scrub(redact(x), keys=False)``, value for value."""
+    from testgate.audit.recorder import cleaned, redact
+    from testgate.audit.redaction import scrub
+
+    api_token = tokens.generate()
+    registered = "sekrit-" + secrets.token_hex(6)
+    samples: list[Any] = [
+        {},
+        {"id": "01m974dq01grk8mzrbndaeand8", "limit": 50, "ratio": 0.5, "all": True, "none": None},
+        {"Password": "p", "X-Api-Key": "k", "nested": {"client_secret": "s", "list": [1, {"refresh_token": "r"}]}},
+        {"query": f"Bearer {api_token}", "url": "https://u:pw@example.com/x", "note": f"uses {registered}"},
+        {"tuple": ("a", api_token), "set": {registered}, "level": _Level.HIGH, "obj": object.__name__},
+        _Settings(token="t", plain=api_token),
+        [api_token, {"token": 1}, [registered]],
+        api_token,
+        7,
+        None,
+    ]
+    register_secret(registered)
+    try:
+        for sample in samples:
+            expected = scrub(redact(sample), keys=False)
+            assert cleaned(sample) == expected, sample
+            assert type(cleaned(sample)) is type(expected)
+    finally:
+        forget_secret(registered)
+    assert cleaned({"api_token": "x", "config": {"id": api_token}}) == {
+        "api_token": "***",
+        "config": {"id": api_token[:8] + REDACTED},
+    }

@@ -182,3 +182,28 @@ async def _endpoint(lines: Any) -> str:
         elif line.startswith("data:") and event == "endpoint":
             return str(line.partition(":")[2].strip())
     raise AssertionError("the SSE stream sent no endpoint event")
+
+
+def test_a_callers_key_tells_every_identity_and_environment_apart() -> None:
+    """Sessions and confirmations are bound to ``Caller.key``: no two callers may share one."""
+    from testgate.access.principal import Principal, Role
+    from testgate.mcp.caller import Caller
+
+    def key(environment: str = "dev", **fields: Any) -> str:
+        values: dict[str, Any] = {"kind": "token", "id": "t1", "name": "ci", "organization_id": "o1"}
+        values.update(fields)
+        return Caller(Principal(role=Role.MEMBER, **values), "acme", environment, "mcp-http").key
+
+    keys = [
+        key(),
+        key(environment="prod"),
+        key(id="t2"),
+        key(kind="user"),
+        key(organization_id="o2"),
+        key(user_id="None"),  # the string, not the absent user
+        key(user_id="u1"),
+        key(client_id="c1"),
+        key(id="t1', 'x"),  # quotes inside a value cannot forge another tuple
+    ]
+    assert len(set(keys)) == len(keys)
+    assert key() == key(name="another name")  # the display name is not part of the identity

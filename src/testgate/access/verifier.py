@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -15,13 +14,13 @@ if TYPE_CHECKING:
     from testgate.platform.context import Platform
 
 
-def bearer_of(headers: Mapping[str, str]) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, None without one.
+def bearer_of(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header's value, None without one.
 
     From the header only, never the query string (RFC 6750 §2.1, §5.3); the scheme name is
-    case-insensitive (RFC 7235 §2.1). ``headers`` as Starlette gives them: lowercase names.
+    case-insensitive (RFC 7235 §2.1).
     """
-    scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+    scheme, _, token = (authorization or "").strip().partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 

@@ -23,7 +23,7 @@ def bearer_token(request: Request) -> str:
     """The token of an ``Authorization: Bearer <token>`` header; ``Unauthenticated`` otherwise."""
     if not request.headers.get("authorization"):
         raise Unauthenticated("this endpoint needs an Authorization: Bearer <token> header")
-    token = bearer_of(request.headers)
+    token = bearer_of(request.headers.get("authorization"))
     if token is None:
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
     return token

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
+import operator
+import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from testgate import jsontext
 from testgate.audit import postgresql
 from testgate.audit.formats import StoredEvent
 from testgate.audit.redaction import scrub, scrub_text
@@ -54,27 +57,45 @@ class Event:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-# json.dumps with any option builds an encoder per call; these are built once (the same output).
-_SORTED = json.JSONEncoder(default=str, sort_keys=True)
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+# json.dumps's output for these options, each encoder built once (``jsontext``).
+_SORTED = jsontext.encoder(sort_keys=True, default=str)
+_CANONICAL = jsontext.encoder(sort_keys=True, separators=(",", ":"), default=str)
+_SECRET_KEY = re.compile("|".join(SECRET_KEYS))
 
 
-def redact(value: Any, sensitive: frozenset[str] = frozenset()) -> Any:
-    """Replace secret-looking fields (and the named sensitive ones) with ``***``."""
+def redact(value: Any) -> Any:
+    """Replace the values of secret-looking fields with ``***``."""
     if isinstance(value, dict):
-        return {k: "***" if _secret_key(k) or k in sensitive else redact(v, sensitive) for k, v in value.items()}
+        return {k: "***" if _secret_key(k) else redact(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, sensitive) for v in value]
+        return [redact(v) for v in value]
     return value
 
 
 def _secret_key(key: str) -> bool:
-    lowered = key.lower()
-    return any(s in lowered for s in SECRET_KEYS)
+    """A key naming a secret: one of ``SECRET_KEYS`` anywhere in it, in any case."""
+    return _SECRET_KEY.search(key.lower()) is not None
+
+
+def cleaned(value: Any) -> Any:
+    """``scrub(redact(value), keys=False)`` in one pass: secret-named fields masked, every string scrubbed.
+
+    JSON-shaped values (what tool arguments are) take the short way; anything else the general one.
+    """
+    kind = type(value)
+    if kind is str:
+        return scrub_text(value)
+    if kind is dict:
+        return {k: "***" if _secret_key(k) else cleaned(v) for k, v in value.items()}
+    if kind is list:
+        return [cleaned(v) for v in value]
+    if value is None or kind is int or kind is bool or kind is float:
+        return value
+    return scrub(redact(value), keys=False)
 
 
 def bound_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
-    text = _SORTED.encode(arguments)
+    text = _SORTED(arguments)
     if len(text) <= MAX_ARGUMENT_CHARS:
         return arguments
     return {"_truncated": True, "_preview": text[:MAX_ARGUMENT_CHARS]}
@@ -86,63 +107,63 @@ CHAINED_COLUMNS = tuple(column.name for column in AuditEventRow.__table__.column
 
 def canonical(row: StoredEvent) -> bytes:
     """The bytes an event's hash covers (everything but the hash itself)."""
-    return encode(_values(row))
+    return _CANONICAL(_body(row)).encode()
 
 
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-def encode(values: Mapping[Any, Any]) -> bytes:
-    """The canonical encoding of an event given as column values (a row's ``_mapping``, a dict)."""
-    return _CANONICAL.encode(_body(values)).encode()
+def encode(values: Mapping[str, Any]) -> bytes:
+    """The canonical encoding of an event given as column values (a dict)."""
+    return canonical(SimpleNamespace(**values))
 
 
-def _body(values: Mapping[Any, Any]) -> dict[str, Any]:
+def _body(row: StoredEvent) -> dict[str, Any]:
     return {
-        "seq": values["seq"],
-        "event_id": values["event_id"],
-        "time": _iso(values["time"]),
-        "organization_id": values["organization_id"],
-        "environment_id": values["environment_id"],
-        "actor": [values["actor_type"], values["actor_id"], values["actor_name"]],
-        "transport": values["transport"],
-        "action": values["action"],
-        "resources": values["resources"],
-        "outcome": values["outcome"],
-        "reason": values["reason"],
-        "confirmation": values["confirmation"],
-        "request_id": values["request_id"],
-        "source_address": values["source_address"],
-        "user_agent": values["user_agent"],
-        "arguments": values["arguments"],
-        "prev_hash": values["prev_hash"],
+        "seq": row.seq,
+        "event_id": row.event_id,
+        "time": _iso(row.time),
+        "organization_id": row.organization_id,
+        "environment_id": row.environment_id,
+        "actor": [row.actor_type, row.actor_id, row.actor_name],
+        "transport": row.transport,
+        "action": row.action,
+        "resources": row.resources,
+        "outcome": row.outcome,
+        "reason": row.reason,
+        "confirmation": row.confirmation,
+        "request_id": row.request_id,
+        "source_address": row.source_address,
+        "user_agent": row.user_agent,
+        "arguments": row.arguments,
+        "prev_hash": row.prev_hash,
     }
 
 
 # The canonical encoding's keys are sorted: "prev_hash" comes before "seq", with keys on every side.
-_KEYS = sorted(_body({**dict.fromkeys(CHAINED_COLUMNS), "time": datetime.min}))
+_KEYS = sorted(_body(SimpleNamespace(**{**dict.fromkeys(CHAINED_COLUMNS), "time": datetime.min})))
 _BEFORE_PREV = _KEYS[: _KEYS.index("prev_hash")]
 _BETWEEN = _KEYS[_KEYS.index("prev_hash") + 1 : _KEYS.index("seq")]
 _AFTER_SEQ = _KEYS[_KEYS.index("seq") + 1 :]
 
 
-def encode_around(values: Mapping[Any, Any]) -> tuple[str, str, str]:
+def encode_around(row: StoredEvent) -> tuple[str, str, str]:
     """The canonical encoding of an event in three pieces around the values its place in the chain decides.
 
-    ``encode(values) == (a + prev_hash + b + str(seq) + c).encode()`` for any ``seq`` and ``prev_hash``
+    ``canonical(row) == (a + prev_hash + b + str(seq) + c).encode()`` for any ``seq`` and ``prev_hash``
     (a hex digest): for the database to hash an event whose seq and prev_hash only it knows.
     """
-    body = _body({**values, "seq": None, "prev_hash": None})
-    a = _CANONICAL.encode({key: body[key] for key in _BEFORE_PREV})[:-1] + ',"prev_hash":"'
-    b = '",' + _CANONICAL.encode({key: body[key] for key in _BETWEEN})[1:-1] + ',"seq":'
-    c = "," + _CANONICAL.encode({key: body[key] for key in _AFTER_SEQ})[1:]
+    body = _body(row)
+    a = _CANONICAL({key: body[key] for key in _BEFORE_PREV})[:-1] + ',"prev_hash":"'
+    b = '",' + _CANONICAL({key: body[key] for key in _BETWEEN})[1:-1] + ',"seq":'
+    c = "," + _CANONICAL({key: body[key] for key in _AFTER_SEQ})[1:]
     return a, b, c
 
 
-def digest(values: Mapping[Any, Any]) -> str:
-    """The chain hash of an event given as column values."""
-    return hashlib.sha256(encode(values)).hexdigest()
+def digest(row: StoredEvent) -> str:
+    """The chain hash of an event (a stored row, a ``ChainedEvent``)."""
+    return hashlib.sha256(canonical(row)).hexdigest()
 
 
 def _head_query(model: type[AuditEventRow] | type[AuditCheckpointRow]) -> Select[int, str]:
@@ -211,7 +232,7 @@ async def append_standing(db: Database, events: Sequence[Event]) -> list[Chained
 
 
 def _pieces(rows: Sequence[ChainedEvent]) -> list[tuple[str, str, str]]:
-    return [encode_around(_values(row)) for row in rows]
+    return [encode_around(row) for row in rows]
 
 
 def append_direct(connection: sqlite3.Connection, events: Sequence[Event], dialect: Dialect) -> list[ChainedEvent]:
@@ -221,11 +242,15 @@ def append_direct(connection: sqlite3.Connection, events: Sequence[Event], diale
     ``dialect``, and each value goes through the column type's bind processing, as a session would.
     SQLite's write transaction excludes every other writer, so the head read here stays the head.
     """
-    sql, processors = _direct_insert(dialect)
+    sql, values_of, processors = _direct_insert(dialect)
     rows = _chained(events, {org: _direct_head(connection, org, dialect) for org in _organizations(events)})
-    connection.executemany(
-        sql, [[p(getattr(r, name)) if p else getattr(r, name) for name, p in processors] for r in rows]
-    )
+    parameters = []
+    for row in rows:
+        values = list(values_of(row))
+        for index, process in processors:
+            values[index] = process(values[index])
+        parameters.append(values)
+    connection.executemany(sql, parameters)
     return rows
 
 
@@ -242,14 +267,10 @@ def _chained(events: Sequence[Event], heads: dict[str, tuple[int, str]]) -> list
         row = _row(event)
         last_seq, row.prev_hash = heads[event.organization_id]
         row.seq = last_seq + 1
-        row.hash = hashlib.sha256(canonical(row)).hexdigest()
+        row.hash = digest(row)
         heads[event.organization_id] = (row.seq, row.hash)
         rows.append(row)
     return rows
-
-
-def _values(row: StoredEvent) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in CHAINED_COLUMNS}
 
 
 def _direct_head(connection: sqlite3.Connection, organization_id: str, dialect: Dialect) -> tuple[int, str]:
@@ -270,12 +291,16 @@ def _direct_head_queries(dialect: Dialect) -> list[tuple[str, list[str], Mapping
 
 
 @functools.cache
-def _direct_insert(dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]:
-    """The INSERT of an event row for ``dialect`` (positional), and each parameter's bind processor."""
+def _direct_insert(
+    dialect: Dialect,
+) -> tuple[str, Callable[[ChainedEvent], tuple[Any, ...]], list[tuple[int, Callable[[Any], Any]]]]:
+    """The INSERT of an event row for ``dialect`` (positional): its SQL, what reads a row's parameters in
+    order, and the bind processor of each parameter that has one (by position)."""
     compiled = insert(AuditEventRow).compile(dialect=dialect, column_keys=list(_COLUMNS))
     columns = AuditEventRow.__table__.columns
     names = compiled.positiontup or []
-    return compiled.string, [(name, columns[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
+    processors = [(i, columns[name].type.dialect_impl(dialect).bind_processor(dialect)) for i, name in enumerate(names)]
+    return compiled.string, operator.attrgetter(*names), [(i, p) for i, p in processors if p is not None]
 
 
 @dataclass(slots=True)
@@ -323,11 +348,11 @@ def _row(event: Event) -> ChainedEvent:
         action=event.action,
         resources=event.resources,
         outcome=event.outcome,
-        reason=scrub_text(event.reason)[:2000],
+        reason=scrub_text(event.reason)[:2000] if event.reason else "",
         confirmation=event.confirmation,
         request_id=event.request_id,
         source_address=event.source_address,
         user_agent=(event.user_agent or None) and scrub_text(event.user_agent)[:400],
-        arguments=bound_arguments(scrub(redact(event.arguments), keys=False)),
+        arguments=bound_arguments(cleaned(event.arguments)),
         prev_hash="",
     )

@@ -83,7 +83,7 @@ class _Walk:
             return Problem("missing", self.seq, None, f"{span} missing (removed)")
         if row.seq < self.seq:
             return Problem("inserted", row.seq, row.event_id, f"{_name(row)} appears twice (an event was inserted)")
-        if row.prev_hash == self.prev and digest(row._mapping) != row.hash:
+        if row.prev_hash == self.prev and digest(row) != row.hash:
             return Problem("modified", row.seq, row.event_id, f"{_name(row)} was modified")
         if self.anchor is not None and row.seq == self.anchor[0] and row.hash != self.anchor[1]:
             return Problem("anchor", row.seq, row.event_id, f"{_name(row)} does not match the anchor's hash")
@@ -153,7 +153,7 @@ async def _unlinked(source: query.Source, organization_id: str, row: query.AnyRo
             f"{_name(row)} is out of order: it was chained after the event now at seq {found[0].seq}, "
             f"not after seq {before} (events were reordered)",
         )
-    if digest(row._mapping) != row.hash:
+    if digest(row) != row.hash:
         return Problem(
             "modified",
             row.seq,

@@ -25,6 +25,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import NoReturn
 
 import structlog
 
@@ -48,15 +49,12 @@ class AuditWriter:
         self._task: asyncio.Task[None] | None = None
         self._calls = 0
         self._alone_writing = 0  # lone events being appended in their callers' tasks (PostgreSQL)
+        self._under_way = _UnderWay(self)
 
-    @contextmanager
-    def call(self) -> Iterator[None]:
-        """A call is under way (``dispatch``): while another one is too, events go through the queue."""
-        self._calls += 1
-        try:
-            yield
-        finally:
-            self._calls -= 1
+    def call(self) -> _UnderWay:
+        """A call is under way (``dispatch``) for as long as the returned context lasts: while another one
+        is too, events go through the queue."""
+        return self._under_way
 
     @property
     def inline_cheaper(self) -> bool:
@@ -90,8 +88,10 @@ class AuditWriter:
     def _now(self, event: recorder.Event) -> bool:
         """SQLite in a file: commit the event of a call alone at once on the loop; false if SQLite's lock is
         taken and it must queue."""
-        with _unwritten_as_error(event):
+        try:
             rows = self.db.write_direct_now(self._appending([event]))
+        except Exception:
+            _log_unwritten(event)
         if isinstance(rows, Later):
             return False
         if self.sink is not None:
@@ -157,13 +157,33 @@ class AuditWriter:
             await asyncio.shield(task)
 
 
+class _UnderWay:
+    """``AuditWriter.call``'s context: counts the calls under way (one object, reused)."""
+
+    __slots__ = ("writer",)
+
+    def __init__(self, writer: AuditWriter) -> None:
+        self.writer = writer
+
+    def __enter__(self) -> None:
+        self.writer._calls += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.writer._calls -= 1
+
+
+def _log_unwritten(event: recorder.Event) -> NoReturn:
+    """Log the exception being handled and raise the error an unwritten event is reported with."""
+    log.exception("audit write failed", action=event.action)
+    raise RuntimeError("the audit event could not be written") from None
+
+
 @contextmanager
 def _unwritten_as_error(event: recorder.Event) -> Iterator[None]:
     try:
         yield
     except Exception:
-        log.exception("audit write failed", action=event.action)
-        raise RuntimeError("the audit event could not be written") from None
+        _log_unwritten(event)
 
 
 def _settle(batch: Sequence[tuple[recorder.Event, asyncio.Future[None]]], error: Exception | None) -> None:

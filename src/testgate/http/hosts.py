@@ -1,8 +1,8 @@
 """Host and Origin validation (DNS rebinding, cross-site requests): one rule for REST, OAuth, console and MCP.
 
-``transport_security(settings)`` builds the rule; the MCP transports get it as the SDK's
-``TransportSecuritySettings``, and ``HostCheck`` applies the SDK's own validator with it to every other
-route, so the two cannot drift. Allowed:
+``transport_security(settings)`` builds the rule as the SDK's ``TransportSecuritySettings``, and
+``HostCheck`` applies the SDK's own validator with it to every route, the MCP transports' included (they
+sit behind it and do not check the same headers again). Allowed:
 
 - Host: this server's names. Bound to loopback, the loopback names with any port (a browser on this
   machine); otherwise the bind address and port. Plus the host of ``public_url`` and each of

@@ -7,11 +7,11 @@ drops whatever the application still tries to send.
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from testgate.http import paths, replies
+from testgate.http.headers import header
 
 MiB = 1024 * 1024
 
@@ -36,7 +36,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_of(scope["path"])
-        declared = Headers(scope=scope).get("content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(scope, limit)(scope, receive, send)
             return

@@ -20,6 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from testgate.http import accesslog, metrics
 from testgate.http.request_id import HEADER, scope_request_id
 
+_NAME = HEADER.lower().encode()
+
 
 class Observe:
     """Give each HTTP request an id, then log it and count it once it ends (also when the app raised)."""
@@ -38,7 +40,11 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                MutableHeaders(scope=message)[HEADER] = request_id
+                raw = message.get("headers")
+                if type(raw) is list and _NAME not in dict(raw):
+                    raw.append((_NAME, request_id.encode("latin-1")))  # what MutableHeaders does, cheaper
+                else:
+                    MutableHeaders(scope=message)[HEADER] = request_id
             await send(message)
 
         # bind + reset by token: what ``bound_contextvars`` does, without copying the whole context first.

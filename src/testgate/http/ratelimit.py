@@ -37,12 +37,12 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
-from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.access.verifier import bearer_of
 from testgate.http import metrics, paths, replies
+from testgate.http.headers import header
 from testgate.http.settings import HttpSettings
 
 log = structlog.get_logger("testgate.http")
@@ -167,7 +167,7 @@ class Limiter:
         if scope["path"] in paths.SIGN_IN:
             return [Bucket("sign-in", self.auth, address)] if self.auth else []
         found = []
-        token = bearer_of(Headers(scope=scope))
+        token = bearer_of(header(scope, b"authorization"))
         if token is not None and self.principal is not None:
             found.append(Bucket("principal", self.principal, hashlib.sha256(token.encode()).hexdigest()[:40]))
         if self.address is not None:

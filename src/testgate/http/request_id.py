@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import secrets
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import Scope
 
+from testgate.http.headers import header
+
 HEADER = "X-Request-ID"
+_NAME = HEADER.lower().encode()
 # Echoed into logs, audit events (64 characters) and headers: a conservative alphabet keeps all three safe.
 _SAFE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -37,5 +39,5 @@ def scope_request_id(scope: Scope) -> str:
     state = scope.setdefault("state", {})
     value = state.get("request_id")
     if not isinstance(value, str):
-        value = state["request_id"] = accept_or_generate(Headers(scope=scope).get(HEADER))
+        value = state["request_id"] = accept_or_generate(header(scope, _NAME))
     return value

@@ -72,7 +72,7 @@ class Scraper:
 
     async def _refusal(self, request: Request) -> Response | None:
         platform = self.platform()
-        token = bearer_of(request.headers)
+        token = bearer_of(request.headers.get("authorization"))
         if platform is None or token is None:
             return _unauthorized(request, "metrics need an admin API token of the default organization")
         source = request.client.host if request.client else None

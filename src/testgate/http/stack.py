@@ -26,13 +26,13 @@ uses: the layers above already refuse, answer crashes and bound the body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Match, Mount
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from testgate.config import Settings
 from testgate.http import hosts
@@ -129,17 +129,3 @@ class Lane:
             return False
         scope.update(child)
         return True
-
-
-class Lanes:
-    """An application's own stack, except for the requests one of its lanes takes."""
-
-    def __init__(self, app: ASGIApp, lanes: Sequence[Lane]) -> None:
-        self.app, self.lanes = app, list(lanes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        for lane in self.lanes:
-            if lane.takes(scope):
-                await lane.app(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

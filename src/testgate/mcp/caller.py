@@ -6,7 +6,6 @@ Hosted transports authenticate every HTTP request and put a ``Caller`` in its AS
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,9 +37,8 @@ class Caller:
     def key(self) -> str:
         """A stable identity for binding sessions and confirmations: principal and environment."""
         p = self.principal
-        return json.dumps(
-            [p.kind, p.id, p.user_id, p.client_id, p.organization_id, self.organization, self.environment]
-        )
+        # repr of strings and None: unambiguous like JSON, a fifth of json.dumps's cost on every request.
+        return repr((p.kind, p.id, p.user_id, p.client_id, p.organization_id, self.organization, self.environment))
 
 
 def caller_of(ctx: ServerRequestContext[Any, Any], local: Caller | None) -> Caller:

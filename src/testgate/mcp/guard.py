@@ -18,7 +18,6 @@ from typing import TypeVar
 import structlog
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,6 +25,7 @@ from testgate.access.principal import Permission, Principal
 from testgate.access.verifier import bearer_of, verify_bearer
 from testgate.config import Settings
 from testgate.errors import NotFound, Unauthenticated
+from testgate.http.headers import header
 from testgate.http.request_id import scope_request_id
 from testgate.mcp.caller import MAX_USER_AGENT, SCOPE_KEY, Caller
 from testgate.mcp.tools import PlatformRef
@@ -110,10 +110,9 @@ class Guard:
         self._owners: dict[tuple[str, str], AuthenticatedUser] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
         org, env = str(scope["path_params"]["org"]), str(scope["path_params"]["env"])
         resource = self._resource(org, env)
-        caller = await self._admit(request, org, env, resource)
+        caller = await self._admit(scope, org, env, resource)
         if isinstance(caller, Response):
             await caller(scope, receive, send)
             return
@@ -127,31 +126,28 @@ class Guard:
     def _owner(self, caller: Caller, resource: str) -> AuthenticatedUser:
         return _remembered(self._owners, (caller.key, resource), lambda: session_owner(caller, resource))
 
-    async def _admit(self, request: Request, org: str, env: str, resource: str) -> Caller | Response:
+    async def _admit(self, scope: Scope, org: str, env: str, resource: str) -> Caller | Response:
         """The authenticated caller, or the response refusing the request."""
-        source = request.client.host if request.client else None
-        token = bearer_of(request.headers)
+        client = scope.get("client")
+        source = client[0] if client else None
+        token = bearer_of(header(scope, b"authorization"))
         if token is None:
             return unauthorized(self.settings, org, env, None)
         try:
             principal = await verify_bearer(self.platform(), token, source=source, resource=resource)
         except Unauthenticated as exc:
-            log.info("mcp authentication failed", reason=str(exc), source=source, path=request.url.path)
+            log.info("mcp authentication failed", reason=str(exc), source=source, path=scope["path"])
             return unauthorized(self.settings, org, env, str(exc))
         if not await visible(self.platform, principal, org, env):
             return not_found(f"environment {env!r} not found in organization {org!r}")
-        return self._caller(request, principal, org, env, source)
-
-    def _caller(self, request: Request, principal: Principal, org: str, env: str, source: str | None) -> Caller:
         # The front door has assigned the request id (``testgate.http.observe``); without it, one is assigned here.
-        request_id = scope_request_id(request.scope)
-        agent = request.headers.get("user-agent")
+        agent = header(scope, b"user-agent")
         return Caller(
             principal=principal,
             organization=org,
             environment=env,
             transport=self.transport,
-            request_id=request_id,
+            request_id=scope_request_id(scope),
             source_address=source,
             user_agent=agent[:MAX_USER_AGENT] if agent else None,
         )

@@ -18,12 +18,11 @@ from typing import Any
 from mcp.server.lowlevel import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.config import Settings
-from testgate.http.hosts import transport_security
 from testgate.mcp.confirm import DEFAULT_TIMEOUT, ledger_for
 from testgate.mcp.guard import Guard
 from testgate.mcp.server import STATE_TTL, build_server
@@ -48,7 +47,10 @@ class HostedMCP:
         self.server: Server[Any] = build_server(
             platform, state_keys=state_keys, confirm_timeout=confirm_timeout, ledger=self.ledger
         )
-        security = transport_security(settings)
+        # Host and Origin: the front door's ``HostCheck`` applies ``transport_security(settings)`` with the
+        # SDK's own validator to every request before its lane reaches this app (the only way here), so the
+        # transports do not check the same headers again; they still check a POST's Content-Type.
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         # upload_results carries whole JUnit files, and JSON escaping can double their size on the wire.
         body_limit = max(DEFAULT_MAX_REQUEST_BODY_SIZE, 2 * settings.max_upload_bytes)
         self.sessions = StreamableHTTPSessionManager(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from testgate import jsontext
 from testgate.store import sqlite_cursor
 from testgate.store.changes import AccessVersion
 from testgate.store.direct import LATER, DirectWriter, Later, database_file
@@ -70,7 +71,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for ``url``; the SQLite file's directory is created if needed."""
     url = normalize_url(url)
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # JSON columns: json.dumps's text, without building an encoder for every value (``jsontext``).
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": jsontext.dumps}
     if parsed.get_backend_name() == "sqlite":
         if (file := database_file(parsed)) is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
