@@ -40,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,7 +146,17 @@ def store_app(data_dir: Path, database_url: str | None = None) -> Any:
             found = await get_execution.handler(ctx, ExecutionIn(id=id))
         return found.model_dump(mode="json")
 
-    return server.streamable_http_app(json_response=False)
+    app = server.streamable_http_app(json_response=False)
+    serving = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with serving(app) as state:
+            yield state
+        await platform.db.dispose()  # the store's connections, in a process that goes on (bench.mcp_breakdown)
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def _serve_store(port: int, data_dir: Path, database_url: str | None) -> None:

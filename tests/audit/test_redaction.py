@@ -212,3 +212,34 @@ def test_the_recorders_one_pass_cleaning_matches_redacting_then_scrubbing() -> N
         "api_token": "***",
         "config": {"id": api_token[:8] + REDACTED},
     }
+
+
+def test_the_quick_look_before_the_token_pattern_never_skips_a_token() -> None:
+    """``scrub_text`` skips the token pattern when none of its shapes' beginnings appear (in any case):
+    over many texts, with and without tokens in every case, the result is the pattern's own."""
+    import random
+
+    from testgate.audit.redaction import _TOKENS, _mask
+
+    rng = random.Random(7)
+    pieces = [
+        tokens.generate(),
+        "tgr_" + secrets.token_urlsafe(16),
+        "eyJhbGciOi.eyJzdWIiOi.sig",
+        "Bearer abc.def",
+        "BEARER xyz",
+        "bEaReR q",
+        "https://user:pw@host/x",
+        "TGP_" + "A" * 20,
+        "EYJ.x.y",
+        "01m974dq01grk8mzrbndaeand8",
+        "smoke#12",
+        "wrk/4.1.0",
+        "plain words",
+        "tgp_short",
+        ":// no userinfo",
+    ]
+    for _ in range(3000):
+        text = " ".join(rng.choice(pieces) for _ in range(rng.randint(0, 4)))
+        text = "".join(c.upper() if rng.random() < 0.1 else c for c in text)
+        assert scrub_text(text) == _TOKENS.sub(_mask, text), text

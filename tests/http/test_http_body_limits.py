@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from tests.serving import serving
+
+from testgate.http.limits import BodyLimit
 from testgate.http.settings import HttpSettings
 
 MCP = "/organizations/acme/environments/dev/mcp"
@@ -69,3 +73,33 @@ async def test_a_body_within_the_limit_reaches_the_application(live_server: Any)
         response = await live.http.post("/oauth/register", json={"redirect_uris": ["http://127.0.0.1:3000/cb"]})
 
     assert response.status_code != 413
+
+
+async def test_a_body_longer_than_its_declared_length_never_reaches_the_application() -> None:
+    """A declared Content-Length within the limit is not counted again: the server delivers exactly that
+    many bytes (RFC 9112 §6.3) and parses what follows as the next request. Checked against the server
+    testgate runs on, with a raw socket that lies about its body."""
+    received: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            message = await receive()
+            received.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    limited = BodyLimit(app, limit=64, uploads=64)
+    async with serving(limited) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = f"POST /x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 10\r\n\r\n".encode()
+        writer.write(head + b"a" * 10 + b"b" * 8192)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(65536), 10)
+        writer.close()
+
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b"".join(received) == b"a" * 10  # the rest was never a body: the server took it for a request

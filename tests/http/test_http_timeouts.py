@@ -76,3 +76,79 @@ async def test_the_rest_long_poll_keeps_its_own_bound(live_server: Any, monkeypa
             )
 
     assert response.status_code == 404
+
+
+# --- the layer alone, with and without ``Observe`` outside it (which keeps the response's progress) ------
+
+
+def _layers(app: Any, seconds: float, observed: bool) -> Any:
+    from testgate.http.observe import Observe
+    from testgate.http.timeouts import Timeout
+
+    timed = Timeout(app, seconds=seconds)
+    return Observe(timed) if observed else timed
+
+
+async def _drive(app: Any, path: str = "/api/v1/x") -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "state": {}, "client": ("127.0.0.1", 1)}
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize("observed", [True, False])
+async def test_a_response_that_started_in_time_may_stream_past_the_deadline(observed: bool) -> None:
+    async def streaming(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(4):
+            await anyio.sleep(0.1)  # 0.4 s in all, twice the timeout
+            await send({"type": "http.response.body", "body": b"tick", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent = await _drive(_layers(streaming, 0.2, observed))
+    assert sent[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"tick" * 4
+
+
+@pytest.mark.parametrize("observed", [True, False])
+async def test_a_stuck_request_is_answered_504_within_a_tick_of_its_deadline(observed: bool) -> None:
+    async def stuck(scope: Any, receive: Any, send: Any) -> None:
+        await anyio.sleep_forever()
+
+    began = anyio.current_time()
+    with anyio.fail_after(5):
+        sent = await _drive(_layers(stuck, 0.3, observed))
+    took = anyio.current_time() - began
+    assert sent[0]["status"] == 504
+    assert 0.3 <= took < 0.3 + 0.03 + 0.25  # a tick is a tenth of the timeout; the rest is this machine's slack
+
+
+async def test_a_cancellation_that_is_not_the_deadlines_goes_on() -> None:
+    """Only the timeout's own cancellation becomes a 504 (asyncio.timeout's rule): a client gone, a server
+    shutting down, still cancel the request."""
+    entered = anyio.Event()
+
+    async def waiting(scope: Any, receive: Any, send: Any) -> None:
+        entered.set()
+        await anyio.sleep_forever()
+
+    app = _layers(waiting, 30, True)
+    with anyio.CancelScope() as outer:
+
+        async def cancel_soon() -> None:
+            await entered.wait()
+            outer.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(cancel_soon)
+            sent = await _drive(app)
+            raise AssertionError(f"the request was not cancelled: {sent}")
+    assert outer.cancelled_caught

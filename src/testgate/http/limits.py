@@ -1,6 +1,7 @@
 """Request body size limits, enforced before authentication and without buffering the body.
 
-A declared ``Content-Length`` over the limit is refused at once. A chunked body is counted as it streams:
+A declared ``Content-Length`` over the limit is refused at once; one within it is what the server delivers,
+so it is not counted again. A chunked body is counted as it streams:
 past the limit this middleware answers 413 itself, tells the application the client went away, and
 drops whatever the application still tries to send.
 """
@@ -37,9 +38,15 @@ class BodyLimit:
             return
         limit = self.limit_of(scope["path"])
         declared = header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(scope, limit)(scope, receive, send)
-            return
+        if declared is not None and declared.isdigit():
+            if int(declared) > limit:
+                await _too_large(scope, limit)(scope, receive, send)
+                return
+            if header(scope, b"transfer-encoding") is None:
+                # The server delivers a body of exactly the declared length (RFC 9112 §6.3; what follows it
+                # on the connection is the next request), so there is nothing left to count.
+                await self.app(scope, receive, send)
+                return
         await self.app(scope, *_counting(scope, receive, send, limit))
 
 

@@ -15,7 +15,6 @@ The instruments live in prometheus_client's process-wide registry: one server pr
 from __future__ import annotations
 
 import functools
-import re
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import Scope
@@ -43,7 +42,6 @@ _DENIALS = {401: "unauthenticated", 403: "forbidden", 421: "misdirected"}
 # HTTP lets a request name any method (RFC 9110 §9.1); every other one is counted as "other", so that no
 # client can add series to the process's registry at will.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_MCP_ENDPOINT = re.compile(r"/(mcp|sse|messages)(/.*)?$")
 MCP_TEMPLATE = "/organizations/{org}/environments/{env}/"
 
 
@@ -61,9 +59,8 @@ def _tool_series(tool: str, transport: str, outcome: str) -> Counter:
 def route_of(scope: Scope) -> str:
     """The route template that served ``scope`` (bounded label values: unmatched paths share one)."""
     path = str(scope.get("path", ""))
-    if paths.is_mcp(path):
-        match = _MCP_ENDPOINT.search(path)
-        endpoint = match.group(1) if match else "mcp"
+    endpoint = paths.mcp_endpoint(path)
+    if endpoint is not None:
         return MCP_TEMPLATE + (endpoint + "/" if endpoint == "messages" else endpoint)
     if path in paths.PROBES or path == paths.METRICS:
         return path

@@ -23,6 +23,38 @@ from testgate.http.request_id import HEADER, scope_request_id
 _NAME = HEADER.lower().encode()
 
 
+PROGRESS = "testgate.progress"  # the scope key of the request's ``Progress``
+
+
+class Progress:
+    """How far the answer to a request has got: ``status`` once its response started, 0 before.
+
+    ``Observe`` keeps one in the scope (``PROGRESS``), so the layers inside it (panic guard, timeout) need
+    not wrap ``send`` again to learn whether a response began.
+    """
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status = 0
+
+
+def progress_of(scope: Scope, send: Send) -> tuple[Progress, Send]:
+    """The request's ``Progress`` and the ``send`` to use: ``Observe``'s when it is outside, else a
+    ``send`` wrapped to keep a progress of its own (a layer used without ``Observe``)."""
+    progress = scope.get(PROGRESS)
+    if isinstance(progress, Progress):
+        return progress, send
+    progress = Progress()
+
+    async def tracked(message: Message) -> None:
+        if message["type"] == "http.response.start" and not progress.status:
+            progress.status = int(message["status"])
+        await send(message)
+
+    return progress, tracked
+
+
 class Observe:
     """Give each HTTP request an id, then log it and count it once it ends (also when the app raised)."""
 
@@ -34,12 +66,11 @@ class Observe:
             await self.app(scope, receive, send)
             return
         request_id = scope_request_id(scope)
-        status = 0  # no response began (yet)
+        progress = scope[PROGRESS] = Progress()
 
         async def observe(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                progress.status = int(message["status"])
                 raw = message.get("headers")
                 if type(raw) is list and _NAME not in dict(raw):
                     raw.append((_NAME, request_id.encode("latin-1")))  # what MutableHeaders does, cheaper
@@ -54,6 +85,7 @@ class Observe:
             await self.app(scope, receive, observe)
         finally:
             seconds = time.perf_counter() - started
+            status = progress.status
             accesslog.line(scope, status, seconds)
             metrics.count_response(scope, status or 500, seconds)  # an app that raised answered nothing: 500
             structlog.contextvars.reset_contextvars(**bound)

@@ -17,12 +17,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.access.principal import Principal
 from testgate.audit import recorder
 from testgate.errors import NotFound
 from testgate.http import metrics, paths, replies
+from testgate.http.observe import progress_of
 from testgate.http.request_id import scope_request_id
 from testgate.mcp.caller import SCOPE_KEY, Caller
 from testgate.platform import tenancy
@@ -46,15 +47,9 @@ class PanicGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        progress, send = progress_of(scope, send)
         try:
-            await self.app(scope, receive, tracked)
+            await self.app(scope, receive, send)
         except ClientDisconnect:
             # The client hung up while its body was read: nobody to answer, nothing broken.
             log.info("client went away mid-request", path=scope["path"])
@@ -62,7 +57,7 @@ class PanicGuard:
             request_id = scope_request_id(scope)
             log.error("unhandled error", request_id=request_id, path=scope["path"], exc_info=exc)
             metrics.PANICS.inc()
-            if not started:
+            if not progress.status:
                 detail = f"an unexpected error occurred; quote request id {request_id} when reporting it"
                 await replies.refusal(scope, 500, "internal-error", "Internal error", detail)(scope, receive, send)
             await self._audit(scope, exc, request_id)

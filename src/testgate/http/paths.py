@@ -34,12 +34,18 @@ def is_mcp(path: str) -> bool:
     return _MCP.match(path) is not None
 
 
+def mcp_endpoint(path: str) -> str | None:
+    """``mcp``, ``sse`` or ``messages`` for an MCP endpoint, else None."""
+    match = _MCP.match(path)
+    return None if match is None else match.group(1)
+
+
 def mcp_transport(path: str) -> str | None:
     """``mcp-http`` or ``mcp-sse`` for an MCP endpoint, else None."""
-    match = _MCP.match(path)
-    if match is None:
+    endpoint = mcp_endpoint(path)
+    if endpoint is None:
         return None
-    return "mcp-http" if match.group(1) == "mcp" else "mcp-sse"
+    return "mcp-http" if endpoint == "mcp" else "mcp-sse"
 
 
 def takes_uploads(path: str) -> bool:
