@@ -157,3 +157,37 @@ async def test_the_front_door_decides_exactly_as_the_mcp_sdk_validator_with_the_
         response = await live.http.get(OPENAPI, headers=headers)
 
     assert response.status_code == (200 if expected is None else expected.status_code)
+
+
+async def test_the_remembered_verdicts_are_the_validators_and_stay_bounded() -> None:
+    """``HostCheck`` remembers the SDK validator's verdict per (Host, Origin): a second request with the same
+    pair gets the same answer, an exempt page's pair is not another path's, and the memo stays bounded."""
+    from testgate.http.hosts import HostCheck
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    check = HostCheck(app, security=transport_security(Settings(host="127.0.0.1", port=8080)))
+
+    async def status(path: str, host: str, origin: str | None = None) -> int:
+        headers = [(b"host", host.encode())] + ([(b"origin", origin.encode())] if origin else [])
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": path, "headers": headers, "state": {}}
+        await check(scope, None, send)
+        return int(sent[0]["status"])
+
+    mcp = "/organizations/acme/environments/dev/mcp"
+    for _ in range(2):  # judged, then remembered: the same answers
+        assert await status(mcp, "127.0.0.1:8080") == 200
+        assert await status(mcp, "evil.example:8080") == 421
+        assert await status(mcp, "127.0.0.1:8080", "http://evil.example") == 403
+        assert await status("/ui/workflows", "127.0.0.1:8080", "null") == 200  # a form page's no-referrer Origin
+        assert await status(mcp, "127.0.0.1:8080", "null") == 403  # ... which is not the MCP endpoint's
+    for n in range(HostCheck.MEMO_SIZE + 10):
+        assert await status(mcp, f"evil{n}.example") == 421
+    assert len(check._verdicts) <= HostCheck.MEMO_SIZE

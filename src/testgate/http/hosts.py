@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.config import Settings
 from testgate.http import paths, replies
+from testgate.http.headers import header
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")  # noqa: S104 - names, not a bind
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -71,28 +72,48 @@ def _origin_exempt(scope: Scope) -> bool:
 
 
 class HostCheck:
-    """421 for a Host that is not this server's, 403 for an Origin that is not allowed; before CORS and auth."""
+    """421 for a Host that is not this server's, 403 for an Origin that is not allowed; before CORS and auth.
+
+    The SDK's validator decides from the Host and Origin values alone, so its verdict is remembered per
+    pair of values (``MEMO_SIZE`` pairs, all forgotten at once when full): a request whose pair was
+    judged before is not judged again.
+    """
+
+    MEMO_SIZE = 1024
 
     def __init__(self, app: ASGIApp, *, security: TransportSecuritySettings) -> None:
         self.app = app
         self.validator = TransportSecurityMiddleware(security)
+        self._verdicts: dict[tuple[str | None, str | None], int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or path in paths.PROBES:
             await self.app(scope, receive, send)
             return
-        checked = scope
-        if _origin_exempt(scope):
-            checked = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"origin"]}
-        refused = await self.validator.validate_request(Request(checked), is_post=False)
-        if refused is None:
+        exempt = _origin_exempt(scope)
+        pair = (header(scope, b"host"), None if exempt else header(scope, b"origin"))
+        status = self._verdicts.get(pair)
+        if status is None:
+            status = await self._judge(scope, exempt)
+            if len(self._verdicts) >= self.MEMO_SIZE:
+                self._verdicts.clear()
+            self._verdicts[pair] = status
+        if status == 200:
             await self.app(scope, receive, send)
             return
-        if refused.status_code == 421:
+        if status == 421:
             detail = "the Host header does not name this server"
             reply = replies.refusal(scope, 421, "misdirected-request", "Misdirected request", detail)
         else:
             detail = "requests from this Origin are not allowed"
             reply = replies.refusal(scope, 403, "origin-not-allowed", "Origin not allowed", detail)
         await reply(scope, receive, send)
+
+    async def _judge(self, scope: Scope, exempt: bool) -> int:
+        """The SDK validator's verdict on the request's Host and Origin: 200, or its refusal's status."""
+        checked = scope
+        if exempt:
+            checked = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"origin"]}
+        refused = await self.validator.validate_request(Request(checked), is_post=False)
+        return 200 if refused is None else refused.status_code
