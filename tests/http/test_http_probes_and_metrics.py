@@ -100,3 +100,42 @@ async def test_made_up_methods_share_one_series_so_a_client_cannot_grow_the_regi
     assert "MADEUP" not in scraped
     assert 'method="other"' in scraped
     assert 'method="GET"' in scraped
+
+
+def test_responses_are_exposed_as_prometheus_clients_own_counter_and_histogram_would_expose_them() -> None:
+    """The per-response series are counted in plain dicts (``metrics._Responses``); scraped, they read the
+    same as a prometheus_client ``Counter`` and ``Histogram`` fed the same responses (bar ``_created``)."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from testgate.http.metrics import LATENCY_BUCKETS, _Responses
+
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    counted = _Responses()
+    ours.register(counted)
+    requests = Counter(
+        "testgate_http_requests_total", "HTTP requests answered.", ["method", "route", "status"], registry=theirs
+    )
+    latency = Histogram(
+        "testgate_http_request_duration_seconds",
+        "Time from request to the end of the response.",
+        ["method", "route"],
+        buckets=LATENCY_BUCKETS,
+        registry=theirs,
+    )
+    responses = [
+        ("GET", "/healthz", 200, 0.001),
+        ("GET", "/healthz", 200, 0.005),  # exactly on a bound: counted in it ("le")
+        ("POST", "/organizations/{org}/environments/{env}/mcp", 200, 0.3),
+        ("POST", "/organizations/{org}/environments/{env}/mcp", 504, 61.5),  # past every bound
+        ("other", "unmatched", 404, 0.0125),
+    ]
+    for method, route, status, seconds in responses:
+        counted.count(method, route, status, seconds)
+        requests.labels(method, route, str(status)).inc()
+        latency.labels(method, route).observe(seconds)
+
+    def lines(registry: CollectorRegistry) -> list[str]:
+        return sorted(line for line in generate_latest(registry).decode().splitlines() if "_created" not in line)
+
+    assert lines(ours) == lines(theirs)
+    assert 'testgate_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz"} 2.0' in lines(ours)

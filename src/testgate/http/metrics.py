@@ -14,20 +14,64 @@ The instruments live in prometheus_client's process-wide registry: one server pr
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
+from collections.abc import Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from starlette.types import Scope
 
 from testgate.http import paths
 
-REQUESTS = Counter("testgate_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
-LATENCY = Histogram(
-    "testgate_http_request_duration_seconds",
-    "Time from request to the end of the response.",
-    ["method", "route"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_BOUNDS = tuple(repr(float(bound)) for bound in LATENCY_BUCKETS)  # "le" as prometheus_client spells it
+
+
+class _Responses:
+    """``testgate_http_requests_total`` and ``testgate_http_request_duration_seconds``, kept in plain dicts.
+
+    Every response is counted here, on the event loop: a ``Counter`` and a ``Histogram`` of
+    prometheus_client took three locks and a Python loop over the buckets per response. The registry
+    turns the dicts into the same two metric families when it is scraped (``collect``).
+    """
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], int] = {}
+        # per (method, route): a count per bucket (the last one past every bound), then the sum of seconds
+        self.latency: dict[tuple[str, str], list[float]] = {}
+
+    def count(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        timing = self.latency.get((method, route))
+        if timing is None:
+            timing = self.latency[(method, route)] = [0] * (len(LATENCY_BUCKETS) + 2)
+        timing[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bound >= seconds ("le")
+        timing[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "testgate_http_requests", "HTTP requests answered.", labels=["method", "route", "status"]
+        )
+        for series, value in dict(self.requests).items():
+            requests.add_metric(list(series), value)
+        yield requests
+        latency = HistogramMetricFamily(
+            "testgate_http_request_duration_seconds",
+            "Time from request to the end of the response.",
+            labels=["method", "route"],
+        )
+        for pair, timing in dict(self.latency).items():
+            cumulative = list(itertools.accumulate(timing[:-1]))
+            buckets = [(bound, cumulative[i]) for i, bound in enumerate(_BOUNDS)]
+            latency.add_metric(list(pair), [*buckets, ("+Inf", cumulative[-1])], timing[-1])
+        yield latency
+
+
+RESPONSES = _Responses()
+REGISTRY.register(RESPONSES)
 TOOL_CALLS = Counter(
     "testgate_tool_calls_total",
     "Operations dispatched, by tool, transport and outcome.",
@@ -73,22 +117,12 @@ def route_of(scope: Scope) -> str:
 def count_response(scope: Scope, status: int, seconds: float) -> None:
     """Count a response by route template and status, and time it (``testgate.http.observe`` calls this)."""
     method = scope.get("method", "")
-    requests, latency, denied = _series(method if method in _METHODS else "other", route_of(scope), status)
-    requests.inc()
-    latency.observe(seconds)
-    if denied is not None:
-        denied.inc()
-
-
-@functools.lru_cache(maxsize=1024)
-def _series(method: str, route: str, status: int) -> tuple[Counter, Histogram, Counter | None]:
-    """The series a response is counted in (looked up once: ``labels`` takes a lock and builds a key).
-
-    The labels are bounded (route templates, known methods, statuses), so the cache holds every series in use.
-    """
+    RESPONSES.count(method if method in _METHODS else "other", route_of(scope), status, seconds)
     denial = _DENIALS.get(status)
-    return (
-        REQUESTS.labels(method, route, str(status)),
-        LATENCY.labels(method, route),
-        DENIED.labels(denial) if denial else None,
-    )
+    if denial is not None:
+        _denied(denial).inc()
+
+
+@functools.lru_cache(maxsize=len(_DENIALS))
+def _denied(reason: str) -> Counter:
+    return DENIED.labels(reason)
