@@ -44,8 +44,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # --- inside valgrind ------------------------------------------------------------------------------
 
 
-async def _rounds(data_dir: Path, token: str, execution: str, calls: int, rounds: int) -> list[str]:
-    """Run the shapes in turns (the first turn warms up); returns the names of the measured rounds, in order."""
+async def _rounds(
+    data_dir: Path, token: str, execution: str, calls: int, rounds: int, concurrency: int = 1
+) -> list[str]:
+    """Run the shapes in turns (the first turn warms up); returns the names of the measured rounds, in order.
+
+    With ``concurrency`` above 1 the calls go that many at a time (``asyncio.gather``), so their audit
+    events take the group commit's path, as under concurrent clients.
+    """
     testgate, store = guarded_app(data_dir, PORT), store_app(data_dir)
     stops = [await _lifespan(testgate), await _lifespan(store)]
     mcp = f"/organizations/{ORG}/environments/{ENV}/mcp"
@@ -60,9 +66,10 @@ async def _rounds(data_dir: Path, token: str, execution: str, calls: int, rounds
                     gc.collect()
                     if turn:
                         os.getppid()  # callgrind zeroes its counters here
-                    for _ in range(calls):
-                        number += 1
-                        await call(app, path, bearer, execution, number)
+                    for _ in range(calls // concurrency):
+                        numbers = range(number + 1, number + concurrency + 1)
+                        number += concurrency
+                        await asyncio.gather(*(call(app, path, bearer, execution, n) for n in numbers))
                     if turn:
                         os.getpgrp()  # ... and dumps them here
                         measured.append(name)
@@ -72,11 +79,11 @@ async def _rounds(data_dir: Path, token: str, execution: str, calls: int, rounds
     return measured
 
 
-def inner(calls: int, rounds: int, order: Path) -> None:
+def inner(calls: int, rounds: int, order: Path, concurrency: int) -> None:
     with tempfile.TemporaryDirectory(prefix="mcp-instructions-") as tmp:
         data_dir = Path(tmp) / "testgate"
         token, execution = asyncio.run(_prepare(data_dir))
-        measured = asyncio.run(_rounds(data_dir, token, execution, calls, rounds))
+        measured = asyncio.run(_rounds(data_dir, token, execution, calls, rounds, concurrency))
     order.write_text(json.dumps(measured))
 
 
@@ -100,7 +107,7 @@ def _dump_number(path: Path) -> int:
     return int(path.name.rsplit(".", 1)[1])
 
 
-def measure(calls: int, rounds: int) -> dict[str, float]:
+def measure(calls: int, rounds: int, concurrency: int = 1) -> dict[str, float]:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -119,6 +126,7 @@ def measure(calls: int, rounds: int) -> dict[str, float]:
             "--inner",
             f"--calls={calls}",
             f"--rounds={rounds}",
+            f"--concurrency={concurrency}",
             f"--order={order}",
         ]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -129,7 +137,7 @@ def measure(calls: int, rounds: int) -> dict[str, float]:
         return counted(dumps, json.loads(order.read_text()), calls)
 
 
-def report(counts: dict[str, float], calls: int, rounds: int) -> str:
+def report(counts: dict[str, float], calls: int, rounds: int, concurrency: int = 1) -> str:
     store, whole = counts["store"], counts["whole"]
     parts = [
         ("the front door's layers", whole - counts["no front door"]),
@@ -139,8 +147,9 @@ def report(counts: dict[str, float], calls: int, rounds: int) -> str:
     command = " ".join(["python -m bench.mcp_instructions", *sys.argv[1:]])
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`",
-        f"on {machine()}; store: a SQLite file (WAL); {rounds} rounds of {calls} calls per shape under",
-        "callgrind, the smallest round of each.",
+        f"on {machine()}; store: a SQLite file (WAL); {rounds} rounds of {calls} calls per shape"
+        + (f", {concurrency} at a time," if concurrency > 1 else "")
+        + " under callgrind, the smallest round of each.",
         "",
         "| shape | instructions per call | vs store |",
         "|---|---:|---:|",
@@ -160,14 +169,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20, help="calls per shape and round")
     parser.add_argument("--rounds", type=int, default=2, help="measured rounds (after one warm-up round)")
+    parser.add_argument("--concurrency", type=int, default=1, help="calls at a time (a divisor of --calls)")
     parser.add_argument("--write", metavar="MARKDOWN", help="put the results into this file's generated block")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--order", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.calls % args.concurrency:
+        parser.error("--calls must be a multiple of --concurrency")
     if args.inner:
-        inner(args.calls, args.rounds, args.order)
+        inner(args.calls, args.rounds, args.order, args.concurrency)
         return
-    text = report(measure(args.calls, args.rounds), args.calls, args.rounds)
+    text = report(measure(args.calls, args.rounds, args.concurrency), args.calls, args.rounds, args.concurrency)
     print(text)
     if args.write:
         write_section(Path(args.write), text, (BEGIN, END), "### Instructions per call (callgrind)")

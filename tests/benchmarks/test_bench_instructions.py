@@ -27,6 +27,8 @@ async def test_every_shape_is_measured_once_per_round_in_turns(tmp_path: Path) -
     token, execution = await _prepare(data_dir)
     measured = await _rounds(data_dir, token, execution, calls=1, rounds=2)
     assert measured == [*NAMES, *NAMES]
+    # Calls several at a time: the same turns, each call answered (``call`` raises otherwise).
+    assert await _rounds(data_dir, token, execution, calls=4, rounds=1, concurrency=4) == list(NAMES)
 
 
 def test_each_shape_counts_its_smallest_round_per_call(tmp_path: Path) -> None:
