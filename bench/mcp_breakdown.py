@@ -181,31 +181,35 @@ async def measure(
     return {name: statistics.median(values) for name, values in taken.items()}
 
 
-def report(medians: dict[str, float], calls: int, rounds: int, store_kind: str) -> str:
-    store, whole = medians["store"], medians["whole"]
+def tables(values: dict[str, float], unit: str) -> list[str]:
+    """The shapes' table and the parts' table (markdown lines) for ``values`` per shape, in ``unit`` per call."""
+    store, whole = values["store"], values["whole"]
     parts = [
-        ("the front door's layers", whole - medians["no front door"]),
-        ("the audit event (built, chained, committed before the answer)", whole - medians["no audit event"]),
-        ("the Guard, dispatch (scope, validation, RBAC) and the tool glue", medians["neither"] - store),
+        ("the front door's layers", whole - values["no front door"]),
+        ("the audit event (built, chained, committed before the answer)", whole - values["no audit event"]),
+        ("the Guard, dispatch (scope, validation, RBAC) and the tool glue", values["neither"] - store),
     ]
+    lines = [f"| shape | {unit} per call | vs store |", "|---|---:|---:|"]
+    for name in ("store", *SHAPES):
+        label = "store baseline" if name == "store" else f"testgate, {name}"
+        lines.append(f"| {label} | {values[name]:,.0f} | {values[name] - store:+,.0f} |")
+    lines += ["", f"| part | {unit} per call | share of testgate's extra |", "|---|---:|---:|"]
+    extra = whole - store
+    for label, cost in parts:
+        lines.append(f"| {label} | {cost:,.0f} | {cost / extra:.0%} |")
+    return lines
+
+
+def report(medians: dict[str, float], calls: int, rounds: int, store_kind: str) -> str:
     command = " ".join(["python -m bench.mcp_breakdown", *sys.argv[1:]])
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`",
         f"on {machine()}; store: {store_kind}; {rounds} rounds of {calls} calls per shape, medians.",
         "",
-        "| shape | CPU µs per call | vs store |",
-        "|---|---:|---:|",
-    ]
-    for name in ("store", *SHAPES):
-        label = "store baseline" if name == "store" else f"testgate, {name}"
-        lines.append(f"| {label} | {medians[name]:,.0f} | {medians[name] - store:+,.0f} |")
-    lines += ["", "| part | CPU µs per call | share of testgate's extra |", "|---|---:|---:|"]
-    extra = whole - store
-    for label, cost in parts:
-        lines.append(f"| {label} | {cost:,.0f} | {cost / extra:.0%} |")
-    lines += [
+        *tables(medians, "CPU µs"),
         "",
-        f"testgate/store by CPU per call: {store / whole:.2f}x (the parts overlap a little, so they need not add up).",
+        f"testgate/store by CPU per call: {medians['store'] / medians['whole']:.2f}x (the parts overlap a little, "
+        "so they need not add up).",
     ]
     return "\n".join(lines)
 

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.mcp_breakdown import PORT, SHAPES, _lifespan, call, shape
+from bench.mcp_breakdown import PORT, SHAPES, _lifespan, call, shape, tables
 from bench.mcp_throughput import ENV, ORG, _prepare, guarded_app, machine, store_app, write_section
 
 BEGIN, END = "<!-- mcp-instructions:begin -->", "<!-- mcp-instructions:end -->"
@@ -138,12 +138,6 @@ def measure(calls: int, rounds: int, concurrency: int = 1) -> dict[str, float]:
 
 
 def report(counts: dict[str, float], calls: int, rounds: int, concurrency: int = 1) -> str:
-    store, whole = counts["store"], counts["whole"]
-    parts = [
-        ("the front door's layers", whole - counts["no front door"]),
-        ("the audit event (built, chained, committed before the answer)", whole - counts["no audit event"]),
-        ("the Guard, dispatch (scope, validation, RBAC) and the tool glue", counts["neither"] - store),
-    ]
     command = " ".join(["python -m bench.mcp_instructions", *sys.argv[1:]])
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`",
@@ -151,17 +145,10 @@ def report(counts: dict[str, float], calls: int, rounds: int, concurrency: int =
         + (f", {concurrency} at a time," if concurrency > 1 else "")
         + " under callgrind, the smallest round of each.",
         "",
-        "| shape | instructions per call | vs store |",
-        "|---|---:|---:|",
+        *tables(counts, "instructions"),
+        "",
+        f"testgate/store by instructions per call: {counts['store'] / counts['whole']:.3f}x.",
     ]
-    for name in NAMES:
-        label = "store baseline" if name == "store" else f"testgate, {name}"
-        lines.append(f"| {label} | {counts[name]:,.0f} | {counts[name] - store:+,.0f} |")
-    lines += ["", "| part | instructions per call | share of testgate's extra |", "|---|---:|---:|"]
-    extra = whole - store
-    for label, cost in parts:
-        lines.append(f"| {label} | {cost:,.0f} | {cost / extra:.0%} |")
-    lines += ["", f"testgate/store by instructions per call: {store / whole:.3f}x."]
     return "\n".join(lines)
 
 

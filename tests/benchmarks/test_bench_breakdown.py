@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import structlog
 from bench.mcp_breakdown import PORT, SHAPES, _lifespan, call, shape
 from bench.mcp_throughput import ENV, ORG, _prepare, guarded_app
 
 MCP = f"/organizations/{ORG}/environments/{ENV}/mcp"
-
-
-@pytest.fixture(autouse=True)
-def logging_restored() -> Iterator[None]:
-    """The benchmark's app configures logging for the process, as a server does; the tests after it get theirs back."""
-    saved, root = structlog.get_config(), logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:], root.level = handlers, level
 
 
 def _events(data_dir: Path) -> int:

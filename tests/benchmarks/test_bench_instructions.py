@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from bench.mcp_instructions import NAMES, _rounds, counted
 from bench.mcp_throughput import _prepare
-
-
-@pytest.fixture(autouse=True)
-def logging_restored() -> Iterator[None]:
-    """The benchmark's app configures logging for the process, as a server does; the tests after it get theirs back."""
-    saved, root = structlog.get_config(), logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:], root.level = handlers, level
 
 
 async def test_every_shape_is_measured_once_per_round_in_turns(tmp_path: Path) -> None:
