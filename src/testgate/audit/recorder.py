@@ -60,7 +60,7 @@ class Event:
 # json.dumps's output for these options, each encoder built once (``jsontext``).
 _SORTED = jsontext.encoder(sort_keys=True, default=str)
 _CANONICAL = jsontext.encoder(sort_keys=True, separators=(",", ":"), default=str)
-_SECRET_KEY = re.compile("|".join(SECRET_KEYS))
+_SECRET_KEY = re.compile("|".join(map(re.escape, SECRET_KEYS)))
 
 
 def redact(value: Any) -> Any:
