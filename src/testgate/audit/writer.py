@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 import structlog
@@ -103,8 +102,9 @@ class AuditWriter:
         shield). Events arriving meanwhile queue, and their batch's statement waits for this one's."""
         self._alone_writing += 1
         try:
-            with _unwritten_as_error(event):
-                rows = await recorder.append_standing(self.db, [event])
+            rows = await recorder.append_standing(self.db, [event])
+        except Exception:
+            _log_unwritten(event)
         finally:
             self._alone_writing -= 1
         if self.sink is not None:
@@ -176,14 +176,6 @@ def _log_unwritten(event: recorder.Event) -> NoReturn:
     """Log the exception being handled and raise the error an unwritten event is reported with."""
     log.exception("audit write failed", action=event.action)
     raise RuntimeError("the audit event could not be written") from None
-
-
-@contextmanager
-def _unwritten_as_error(event: recorder.Event) -> Iterator[None]:
-    try:
-        yield
-    except Exception:
-        _log_unwritten(event)
 
 
 def _settle(batch: Sequence[tuple[recorder.Event, asyncio.Future[None]]], error: Exception | None) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,6 +22,7 @@ from testgate.access.principal import Principal
 from testgate.audit import recorder
 from testgate.errors import NotFound
 from testgate.http import metrics, paths, replies
+from testgate.http.headers import header
 from testgate.http.observe import progress_of
 from testgate.http.request_id import scope_request_id
 from testgate.mcp.caller import SCOPE_KEY, Caller
@@ -84,7 +84,7 @@ class PanicGuard:
         if org_id is None:
             return None
         client = scope.get("client")
-        agent = Headers(scope=scope).get("user-agent")
+        agent = header(scope, b"user-agent")
         return recorder.Event(
             organization_id=org_id,
             action="http.panic",
