@@ -146,6 +146,19 @@ class Settings(BaseSettings):
         description="postgresql://… (scale-out); unset: SQLite in the data directory",
     )
     database_echo: bool = Field(default=False, description="log every SQL statement")
+    database_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="database connections each process keeps open (unset: 20)",
+    )
+    database_pool_overflow: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="connections opened beyond the pool while it is all in use, closed when returned; a "
+        "call finding both taken waits for one (unset: 0 on SQLite, 10 on PostgreSQL)",
+    )
     access_cache_seconds: float = Field(
         default=60.0,
         ge=0,

@@ -23,11 +23,22 @@ from testgate.store.migrate import serialize_startup, upgrade
 log = structlog.get_logger("testgate.runtime")
 
 
+def database_for(settings: Settings) -> Database:
+    """The configured store, with the configured connection pool, for a process that keeps it."""
+    engine = create_engine(
+        settings.effective_database_url,
+        echo=settings.database_echo,
+        pool_size=settings.database_pool_size,
+        pool_overflow=settings.database_pool_overflow,
+    )
+    return Database(engine)
+
+
 @asynccontextmanager
 async def open_platform(settings: Settings, *, executor: bool = True) -> AsyncIterator[Platform]:
     """A migrated, bootstrapped platform with its executor started; everything closed on exit."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = Database(create_engine(settings.effective_database_url, echo=settings.database_echo))
+    db = database_for(settings)
     # Cross-process notifications (PostgreSQL LISTEN/NOTIFY or Redis) when the store is shared.
     shared = shared_events(settings)
     platform = Platform(settings=settings, db=db, events=shared or Events())

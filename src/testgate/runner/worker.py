@@ -36,8 +36,9 @@ from testgate.runner.celery_app import TASK, SecretBox, create_celery, worker_qu
 from testgate.runner.job import Job
 from testgate.runner.reaper import is_lost, settle_lost
 from testgate.runner.reconcile import STALE_HEARTBEATS, Candidate, fail, new_runner_id
+from testgate.runtime import database_for
 from testgate.store.base import utcnow
-from testgate.store.db import Database, create_engine
+from testgate.store.db import create_engine
 from testgate.store.migrate import current_revision, head_revision
 
 log = structlog.get_logger("testgate.worker")
@@ -126,7 +127,7 @@ class _PoolProcess:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         events = shared_events(settings)
-        db = Database(create_engine(settings.effective_database_url, echo=settings.database_echo))
+        db = database_for(settings)
         self.platform = Platform(settings=settings, db=db, events=events or Events())
         if events is not None:
             self.loop.run_until_complete(events.start(listen=False))  # it only publishes

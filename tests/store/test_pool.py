@@ -1,0 +1,107 @@
+"""The connection pool: on an SQLite file, connections are kept, never opened and closed per call.
+
+An aiosqlite connection is a thread of its own plus the pragmas; SQLAlchemy's default pool for a file
+(5 kept + 10 overflow) opened and closed one for about one call in four at sixteen at a time. The
+settings ``database_pool_size`` and ``database_pool_overflow`` reach the engine of a process that
+keeps the store (``runtime.database_for``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import event, text
+
+from testgate.config import Settings
+from testgate.runtime import database_for
+from testgate.store.db import SQLITE_POOL, Database, create_engine
+
+
+def _count_connects(db: Database) -> list[int]:
+    opened = [0]
+
+    def connected(*_: Any) -> None:
+        opened[0] += 1
+
+    event.listen(db.engine.sync_engine, "connect", connected)
+    return opened
+
+
+async def _reads_at_once(db: Database, count: int, hold: float = 0.01) -> None:
+    async def read() -> None:
+        async with db.session(write=False) as session:
+            assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+            await asyncio.sleep(hold)  # everyone holds a connection at the same time
+
+    await asyncio.gather(*(read() for _ in range(count)))
+
+
+async def test_sixteen_calls_at_a_time_open_sixteen_connections_once_and_reuse_them(tmp_path: Path) -> None:
+    db = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}"))
+    opened = _count_connects(db)
+    try:
+        for _ in range(10):
+            await _reads_at_once(db, 16)
+        # SQLAlchemy's default (5 + 10) opens and closes overflow connections every round: over a hundred here.
+        assert opened[0] == 16
+        assert db.engine.sync_engine.pool.checkedin() == 16  # type: ignore[attr-defined]
+    finally:
+        await db.dispose()
+
+
+async def test_calls_beyond_the_pool_wait_for_a_connection_instead_of_opening_one(tmp_path: Path) -> None:
+    db = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}", pool_size=2, pool_overflow=0))
+    opened = _count_connects(db)
+    try:
+        for _ in range(3):
+            await _reads_at_once(db, 8)  # every call is served, two at a time
+        assert opened[0] == 2
+    finally:
+        await db.dispose()
+
+
+async def test_the_settings_size_the_pool_of_a_process_that_keeps_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TESTGATE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TESTGATE_DATABASE_POOL_SIZE", "3")
+    monkeypatch.setenv("TESTGATE_DATABASE_POOL_OVERFLOW", "1")
+    db = database_for(Settings())
+    opened = _count_connects(db)
+    try:
+        await _reads_at_once(db, 6)
+        assert opened[0] <= 4  # three kept and one overflow, however the six calls interleave
+        assert db.engine.sync_engine.pool.size() == 3  # type: ignore[attr-defined]
+        assert db.engine.sync_engine.pool.checkedin() == 3  # type: ignore[attr-defined]  # the overflow one closed
+    finally:
+        await db.dispose()
+    monkeypatch.delenv("TESTGATE_DATABASE_POOL_SIZE")
+    monkeypatch.delenv("TESTGATE_DATABASE_POOL_OVERFLOW")
+    unset = database_for(Settings())
+    assert unset.engine.sync_engine.pool.size() == SQLITE_POOL[0]  # type: ignore[attr-defined]
+    await unset.dispose()
+
+
+@pytest.mark.parametrize("name,value", [("POOL_SIZE", "0"), ("POOL_SIZE", "many"), ("POOL_OVERFLOW", "-1")])
+def test_a_pool_setting_out_of_range_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"TESTGATE_DATABASE_{name}", value)
+    with pytest.raises(ValidationError, match=f"database_{name.lower()}"):
+        Settings()
+
+
+async def test_sqlite_in_memory_keeps_its_single_connection_whatever_the_settings() -> None:
+    db = Database(create_engine("sqlite+aiosqlite:///:memory:", pool_size=3, pool_overflow=3))
+    try:
+        async with db.session() as session:
+            await session.execute(text("CREATE TABLE t (x INTEGER)"))
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+        async with db.session(write=False) as session:  # the same database: the same connection
+            assert (await session.execute(text("SELECT x FROM t"))).scalar_one() == 1
+    finally:
+        await db.dispose()
