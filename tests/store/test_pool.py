@@ -41,15 +41,15 @@ async def _reads_at_once(db: Database, count: int, hold: float = 0.01) -> None:
     await asyncio.gather(*(read() for _ in range(count)))
 
 
-async def test_sixteen_calls_at_a_time_open_sixteen_connections_once_and_reuse_them(tmp_path: Path) -> None:
+async def test_sixteen_calls_at_a_time_open_at_most_sixteen_connections_and_keep_them(tmp_path: Path) -> None:
     db = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}"))
     opened = _count_connects(db)
     try:
         for _ in range(10):
             await _reads_at_once(db, 16)
         # SQLAlchemy's default (5 + 10) opens and closes overflow connections every round: over a hundred here.
-        assert opened[0] == 16
-        assert db.engine.sync_engine.pool.checkedin() == 16  # type: ignore[attr-defined]
+        assert opened[0] <= 16
+        assert db.engine.sync_engine.pool.checkedin() == opened[0]  # type: ignore[attr-defined]  # all kept
     finally:
         await db.dispose()
 
@@ -60,7 +60,7 @@ async def test_calls_beyond_the_pool_wait_for_a_connection_instead_of_opening_on
     try:
         for _ in range(3):
             await _reads_at_once(db, 8)  # every call is served, two at a time
-        assert opened[0] == 2
+        assert opened[0] <= 2
     finally:
         await db.dispose()
 
@@ -116,7 +116,7 @@ async def test_on_postgresql_sixteen_calls_at_a_time_keep_their_connections() ->
     try:
         for _ in range(10):
             await _reads_at_once(db, 16)
-        assert opened[0] == 16
+        assert opened[0] <= 16
     finally:
         await db.dispose()
         await _drop_postgres_database(url)
