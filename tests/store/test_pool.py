@@ -77,7 +77,7 @@ async def test_the_settings_size_the_pool_of_a_process_that_keeps_the_store(
         await _reads_at_once(db, 6)
         assert opened[0] <= 4  # three kept and one overflow, however the six calls interleave
         assert db.engine.sync_engine.pool.size() == 3  # type: ignore[attr-defined]
-        assert db.engine.sync_engine.pool.checkedin() == 3  # type: ignore[attr-defined]  # the overflow one closed
+        assert db.engine.sync_engine.pool.checkedin() == 3  # type: ignore[attr-defined]  # an overflow one was closed
     finally:
         await db.dispose()
     monkeypatch.delenv("TESTGATE_DATABASE_POOL_SIZE")

@@ -83,8 +83,9 @@ def create_engine(
     all in use (each closed again when returned): the backend's defaults (``SQLITE_POOL``,
     ``POSTGRESQL_POOL``) for None. On SQLite a connection is cheap to keep and dear to open (aiosqlite
     starts a thread for each, and every one runs the pragmas), so nothing overflows: a call finding all
-    twenty taken waits its turn, as it would for the event loop anyway. SQLAlchemy's own 5 + 10 opened
-    and closed a connection for about one call in four at sixteen at a time (docs/performance.md).
+    twenty taken waits its turn (up to SQLAlchemy's ``pool_timeout``, 30 s), as it would for the event
+    loop anyway. SQLAlchemy's own 5 + 10 opened and closed a connection for about one call in four at
+    sixteen at a time (docs/performance.md).
     """
     url = normalize_url(url)
     parsed = make_url(url)
