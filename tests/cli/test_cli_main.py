@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -37,3 +38,24 @@ def test_the_cli_starts_without_the_server_frameworks_or_the_mcp_sdk() -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
 
     assert loaded.stdout.split() == []
+
+
+def test_an_invalid_setting_is_named_with_its_reason_and_exit_code_2_never_its_value(tmp_path) -> None:
+    secret = "too-short-but-secret-state-key"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")},
+        "TESTGATE_DATA_DIR": str(tmp_path / "data"),
+        "TESTGATE_DATABASE_POOL_SIZE": "0",
+        "TESTGATE_MCP_STATE_KEY": secret,
+    }
+    run = [sys.executable, "-c", "from testgate.cli.main import main; main()", "serve", "--port", "0"]
+    done = subprocess.run(run, capture_output=True, text=True, env=env, timeout=120)
+
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())
+    assert "the configuration is invalid; nothing was started" in said
+    assert "database_pool_size (TESTGATE_DATABASE_POOL_SIZE): Input should be greater than or equal to 1" in said
+    assert "mcp_state_key (TESTGATE_MCP_STATE_KEY)" in said
+    assert secret not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data").exists()  # nothing was started, nothing was created

@@ -2,19 +2,22 @@
 
 With no control plane login, commands run the platform in this process on the embedded database,
 as the local owner. Exit codes: 0 success; 1 a domain error (printed in red, no traceback) or a failed
-run; 2 a usage error, or a run that was aborted or timed out; 130 interrupted (Ctrl-C).
+run; 2 a usage error, an invalid setting, or a run that was aborted or timed out; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from testgate import __version__, logconfig
-from testgate.cli import config, db, execution, login, member, results, serve, token, worker, workflow
+from testgate.cli import config, db, execution, login, member, output, results, serve, token, worker, workflow
+from testgate.config import Settings
 
 app = typer.Typer(
     name="testgate",
@@ -72,6 +75,17 @@ _add_optional_groups()
 
 
 def main() -> None:
-    """Console script entry point: logs to stderr (warnings and up), then the command."""
+    """Console script entry point: logs to stderr (warnings and up), then the command.
+
+    A setting that fails validation (an environment variable, a secret file, a flag) ends the command
+    with its name and the reason, exit code 2, and no traceback; the value itself is never printed (it
+    may be a secret).
+    """
     logconfig.configure("auto", "WARNING")
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        output.invalid_settings(exc)
+        sys.exit(2)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -106,6 +106,16 @@ def error(exc: TestgateError) -> None:
     if isinstance(exc, InvalidInput):
         for problem in exc.errors:
             err.print(f"  [red]{escape(problem.path or '-')}[/]: {escape(problem.message)}", soft_wrap=True)
+
+
+def invalid_settings(exc: ValidationError) -> None:
+    """A configuration that failed validation: each setting by name and environment variable, with the
+    reason but never the value (it may be a secret)."""
+    err.print("[bold red]error:[/] the configuration is invalid; nothing was started", soft_wrap=True)
+    for problem in exc.errors(include_input=False, include_url=False):
+        path = [str(part) for part in problem["loc"]]
+        variable = "TESTGATE_" + "__".join(part.upper() for part in path)
+        err.print(f"  [red]{escape('.'.join(path))}[/] ({escape(variable)}): {escape(problem['msg'])}", soft_wrap=True)
 
 
 def duration(ms: int | None) -> str:
