@@ -40,7 +40,7 @@ def test_the_cli_starts_without_the_server_frameworks_or_the_mcp_sdk() -> None:
     assert loaded.stdout.split() == []
 
 
-def test_an_invalid_setting_is_named_with_its_reason_and_exit_code_2_never_its_value(tmp_path) -> None:
+def test_an_invalid_setting_is_named_with_its_reason_and_exit_code_2_without_a_secret_value(tmp_path) -> None:
     secret = "too-short-but-secret-state-key"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")},

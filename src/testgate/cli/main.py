@@ -78,8 +78,8 @@ def main() -> None:
     """Console script entry point: logs to stderr (warnings and up), then the command.
 
     A setting that fails validation (an environment variable, a secret file, a flag) ends the command
-    with its name and the reason, exit code 2, and no traceback; the value itself is never printed (it
-    may be a secret).
+    with its name and the reason, exit code 2, and no traceback; pydantic's copy of the input is left
+    out (it may be a secret).
     """
     logconfig.configure("auto", "WARNING")
     try:

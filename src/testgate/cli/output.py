@@ -110,7 +110,7 @@ def error(exc: TestgateError) -> None:
 
 def invalid_settings(exc: ValidationError) -> None:
     """A configuration that failed validation: each setting by name and environment variable, with the
-    reason but never the value (it may be a secret)."""
+    reason but without pydantic's copy of the input (it may be a secret)."""
     err.print("[bold red]error:[/] the configuration is invalid; nothing was started", soft_wrap=True)
     for problem in exc.errors(include_input=False, include_url=False):
         path = [str(part) for part in problem["loc"]]
