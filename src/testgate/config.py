@@ -251,6 +251,13 @@ class Settings(BaseSettings):
         return self.artifacts.path.expanduser() if self.artifacts.path else self.data_dir / "artifacts"
 
 
+def env_variable(*path: str) -> str:
+    """The environment variable of a setting given by its path (``env_variable("runner", "concurrency")``
+    is ``TESTGATE_RUNNER__CONCURRENCY``)."""
+    config = Settings.model_config
+    return str(config["env_prefix"]) + str(config["env_nested_delimiter"]).join(part.upper() for part in path)
+
+
 class SecretFiles(PydanticBaseSettingsSource):
     """The ``_FILE`` variant of every secret setting, nested groups included (a value and its file: an error)."""
 

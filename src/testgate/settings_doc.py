@@ -8,7 +8,7 @@ from typing import get_args
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from testgate.config import Settings
+from testgate.config import Settings, env_variable
 
 HEADER = """# Configuration reference
 
@@ -49,17 +49,17 @@ def _nested(info: FieldInfo) -> type[BaseModel] | None:
     return None
 
 
-def _rows(model: type[BaseModel], prefix: str) -> Iterator[str]:
+def _rows(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[str]:
     for name, info in model.model_fields.items():
         group = _nested(info)
-        variable = f"{prefix}{name.upper()}"
         if group is not None:
-            yield from _rows(group, f"{variable}__")
+            yield from _rows(group, (*path, name))
             continue
+        variable = env_variable(*path, name)
         description = (info.description or "").replace("|", "\\|").replace("\n", " ")
         yield f"| `{variable}` | {_default(info)} | {'yes' if _secret(info) else ''} | {description} |"
 
 
 def reference() -> str:
     """The whole reference as Markdown."""
-    return HEADER + "\n".join(_rows(Settings, "TESTGATE_")) + "\n"
+    return HEADER + "\n".join(_rows(Settings)) + "\n"

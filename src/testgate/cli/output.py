@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from testgate.config import env_variable
 from testgate.errors import InvalidInput, TestgateError
 
 err = Console(stderr=True, highlight=False)
@@ -114,7 +115,7 @@ def invalid_settings(exc: ValidationError) -> None:
     err.print("[bold red]error:[/] the configuration is invalid; nothing was started", soft_wrap=True)
     for problem in exc.errors(include_input=False, include_url=False):
         path = [str(part) for part in problem["loc"]]
-        variable = "TESTGATE_" + "__".join(part.upper() for part in path)
+        variable = env_variable(*path)
         err.print(f"  [red]{escape('.'.join(path))}[/] ({escape(variable)}): {escape(problem['msg'])}", soft_wrap=True)
 
 

@@ -18,10 +18,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from testgate.http import accesslog, metrics
-from testgate.http.request_id import HEADER, scope_request_id
-
-_NAME = HEADER.lower().encode()
-
+from testgate.http.request_id import HEADER, NAME, scope_request_id
 
 PROGRESS = "testgate.progress"  # the scope key of the request's ``Progress``
 
@@ -72,8 +69,8 @@ class Observe:
             if message["type"] == "http.response.start":
                 progress.status = int(message["status"])
                 raw = message.get("headers")
-                if type(raw) is list and _NAME not in dict(raw):
-                    raw.append((_NAME, request_id.encode("latin-1")))  # what MutableHeaders does, cheaper
+                if type(raw) is list and NAME not in dict(raw):
+                    raw.append((NAME, request_id.encode("latin-1")))  # what MutableHeaders does, cheaper
                 else:
                     MutableHeaders(scope=message)[HEADER] = request_id
             await send(message)

@@ -12,7 +12,7 @@ from starlette.types import Scope
 from testgate.http.headers import header
 
 HEADER = "X-Request-ID"
-_NAME = HEADER.lower().encode()
+NAME = HEADER.lower().encode()  # as ASGI gives header names
 # Echoed into logs, audit events (64 characters) and headers: a conservative alphabet keeps all three safe.
 _SAFE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -39,5 +39,5 @@ def scope_request_id(scope: Scope) -> str:
     state = scope.setdefault("state", {})
     value = state.get("request_id")
     if not isinstance(value, str):
-        value = state["request_id"] = accept_or_generate(header(scope, _NAME))
+        value = state["request_id"] = accept_or_generate(header(scope, NAME))
     return value

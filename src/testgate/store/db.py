@@ -107,7 +107,7 @@ def create_engine(
         kwargs["pool_size"] = size if pool_size is None else pool_size
         kwargs["max_overflow"] = overflow if pool_overflow is None else pool_overflow
     engine = create_async_engine(url, **kwargs)
-    if parsed.get_backend_name() == "sqlite":
+    if sqlite:
         event.listen(engine.sync_engine, "connect", sqlite_cursor.install)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "connect", _sqlite_autocommit_driver)
