@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -311,3 +312,50 @@ async def test_a_caller_that_goes_away_mid_call_neither_blocks_the_next_one_nor_
         ("label.list", "error", "cancelled: the caller went away"),
         ("workflow.list", "allowed", ""),
     ]
+
+
+async def test_a_read_hands_its_event_to_an_entry_point_that_holds_its_answer(platform: Platform, call: Call) -> None:
+    # The entry point promises to hold the answer until the event is committed (``Call.hold``).
+    held: list[asyncio.Task[None]] = []
+    assert not platform.audit.inline_cheaper  # a SQLite file: reads commit their events apart
+
+    def hold(event: asyncio.Task[None]) -> bool:
+        held.append(event)
+        return True
+
+    out = await dispatch(platform, replace(call, hold=hold), "label.list", {})
+    assert out.model_dump() == {"labels": {}}
+    (event,) = held
+    await event
+    ((action, outcome),) = [(e.action, e.outcome) for e in await _events(platform)]
+    assert (action, outcome) == ("label.list", "allowed")
+
+
+async def test_a_hold_that_cannot_hold_the_answer_any_more_leaves_dispatch_to_wait(
+    platform: Platform, call: Call
+) -> None:
+    offered: list[asyncio.Task[None]] = []
+
+    def finished(event: asyncio.Task[None]) -> bool:
+        offered.append(event)
+        return False
+
+    await dispatch(platform, replace(call, hold=finished), "label.list", {})
+    assert [event.done() for event in offered] == [True]
+    assert [e.outcome for e in await _events(platform)] == ["allowed"]
+
+
+async def test_a_held_event_that_fails_is_the_calls_only_event_and_raises_audit_failure(
+    platform: Platform, call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held: list[asyncio.Task[None]] = []
+
+    async def broken(event: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(platform.audit, "record", broken)
+    await dispatch(platform, replace(call, hold=lambda event: held.append(event) is None), "label.list", {})
+    (event,) = held
+    with pytest.raises(AuditFailure, match="could not be written"):
+        await event
+    assert await _events(platform) == []

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from testgate.config import Settings
 from testgate.mcp.confirm import DEFAULT_TIMEOUT, ledger_for
 from testgate.mcp.guard import Guard
+from testgate.mcp.hold import HeldAnswers
 from testgate.mcp.server import STATE_TTL, build_server
 from testgate.mcp.tools import PlatformRef
 from testgate.operations.context import Transport
@@ -61,7 +62,9 @@ class HostedMCP:
         def guarded(app: ASGIApp, transport: Transport) -> Guard:
             return Guard(app, transport=transport, platform=platform, settings=settings)
 
-        self.streamable = guarded(self.sessions.handle_request, "mcp-http")
+        # A streamable HTTP request answers on its own response, so its answers can wait for their audit
+        # events at the door (``hold``); the legacy transport answers on another request's stream.
+        self.streamable = guarded(HeldAnswers(self.sessions.handle_request), "mcp-http")
         self.router = Router(
             routes=[
                 Route("/mcp", endpoint=self.streamable),

@@ -29,6 +29,7 @@ from mcp_types import (
 from testgate.errors import TestgateError
 from testgate.mcp.caller import Caller, caller_of
 from testgate.mcp.confirm import DEFAULT_TIMEOUT, ConfirmationPending, Ledger, MemoryLedger, confirmer_for
+from testgate.mcp.hold import hold_of
 from testgate.mcp.results import failure, internal_error, success
 from testgate.operations.context import Call, Progress
 from testgate.operations.dispatch import dispatch
@@ -146,4 +147,5 @@ class ToolCatalog:
             user_agent=caller.user_agent,
             confirm=confirm,
             progress=progress_of(ctx.session),
+            hold=hold_of(ctx),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -25,6 +26,13 @@ class Progress(Protocol):
     async def __call__(self, progress: float, total: float | None, message: str | None) -> None: ...
 
 
+class AnswerHold(Protocol):
+    def __call__(self, event: asyncio.Task[None]) -> bool:
+        """Take over waiting for a read's audit ``event``: the entry point MUST NOT let the call's answer out
+        before ``event`` is done, and MUST answer with its error (``AuditFailure``) instead if it fails.
+        False when the answer can no longer be held (``dispatch`` then waits for the event itself)."""
+
+
 @dataclass
 class Call:
     """One call from an entry point: who, where, how, and the hooks the transport offers."""
@@ -38,6 +46,7 @@ class Call:
     user_agent: str | None = None
     confirm: Confirmer | None = None
     progress: Progress | None = None
+    hold: AnswerHold | None = None
 
 
 @dataclass(frozen=True)

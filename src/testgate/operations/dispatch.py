@@ -5,6 +5,11 @@ confirm (destructive operations) -> run the handler in a transaction -> write ex
 A mutating call's audit event commits in the handler's transaction, so if the event cannot be written
 the change is rolled back and the call fails (fail closed). Denied, failed and crashed calls are audited
 in a transaction of their own.
+
+A read's event is committed before its answer goes out, too. Where the entry point can hold the answer
+back itself (``Call.hold``: the hosted MCP endpoint), the event starts committing as soon as the
+handler is done and the entry point waits for it at the last moment, so the commit overlaps the end of
+the read's transaction and the building of the answer instead of following them.
 """
 
 from __future__ import annotations
@@ -98,6 +103,7 @@ class _Trace:
         self.confirmation: str | None = None
         self.arguments: dict[str, Any] = {}
         self.scoped = False
+        self.recording = False  # the call's one event is on its way already (``Call.hold``)
         # Plain ids: a rolled-back transaction expires the ORM rows, and the audit event still needs them.
         self.org_id: str | None = None
         self.env_id: str | None = None
@@ -186,7 +192,14 @@ async def _transaction(
         result: BaseModel = await op.handler(ctx, payload)
         if write:
             await _audit_success(platform, op, call, trace, session)
-    if not write:
+        elif call.hold is not None:
+            # Committing while the read's transaction ends (a round trip on PostgreSQL). Should ending it
+            # fail now, this stays the call's one event: the read was allowed and done.
+            trace.recording = True
+            event = asyncio.create_task(_audit_success(platform, op, call, trace))
+            if not call.hold(event):
+                await event
+    if not (write or trace.recording):
         await _audit_success(platform, op, call, trace)
     for hook in ctx.after_commit:
         await hook()
@@ -237,7 +250,7 @@ async def _audit_success(
 async def _audit_failure(
     platform: Platform, op: Operation[Any, Any], call: Call, trace: _Trace, exc: BaseException
 ) -> None:
-    if isinstance(exc, AuditFailure):
+    if isinstance(exc, AuditFailure) or trace.recording:
         return
     outcome: recorder.Outcome
     if isinstance(exc, PermissionDenied | Unauthenticated | ConfirmationRefused | ConfirmationRequired):
