@@ -3,6 +3,7 @@ the event cannot be written (``testgate.mcp.hold``), in both protocol eras."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,7 +12,10 @@ import anyio
 import httpx
 import pytest
 from sqlalchemy import select
+from starlette.types import Message
 
+from testgate.errors import AuditFailure
+from testgate.mcp.hold import Door
 from testgate.store.audit import AuditEventRow
 
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -139,3 +143,43 @@ def _assert_withheld(body: str, message: dict[str, Any], request_id: int) -> Non
     assert "structuredContent" not in result
     (content,) = result["content"]
     assert content["text"].startswith("audit_failure: the audit event for list_workflows could not be written")
+
+
+async def test_an_answer_sent_while_a_keep_alive_waits_for_the_event_is_held_as_well() -> None:
+    # An SSE response's keep-alive pings come from a task of their own: a ping waiting for the event must
+    # not let the answer sent meanwhile pass before the event is done (and found failed).
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    door = Door(send)
+    release = asyncio.Event()
+
+    async def failing_event() -> None:
+        await release.wait()
+        raise AuditFailure("the audit event for list_workflows could not be written; nothing was changed")
+
+    assert door.hold(3)(asyncio.create_task(failing_event()))
+    await door.send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    ping = {"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True}
+    data = json.dumps({"jsonrpc": "2.0", "id": 3, "result": {"content": [], "structuredContent": {"flow": FLOW_NAME}}})
+    answer = {
+        "type": "http.response.body",
+        "body": f"event: message\r\ndata: {data}\r\n\r\n".encode(),
+        "more_body": False,
+    }
+    sending = [asyncio.create_task(door.send(ping)), asyncio.create_task(door.send(answer))]
+    for _ in range(5):
+        await asyncio.sleep(0)  # both sends reach the event
+    assert sent == []
+    release.set()
+    await asyncio.gather(*sending)
+    bodies = b"".join(bytes(message.get("body", b"")) for message in sent)
+    assert sent[0]["type"] == "http.response.start"
+    assert FLOW_NAME.encode() not in bodies
+    assert b"audit_failure: the audit event for list_workflows could not be written" in bodies
+    assert not door.hold(4)(asyncio.create_task(failing_event()))  # the response is complete: nothing to hold
+    release.set()

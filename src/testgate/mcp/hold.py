@@ -94,13 +94,17 @@ class Door:
         await self._send(message)
 
     async def _settle(self) -> None:
-        pending, self._pending = self._pending, []
-        for request_id, event in pending:
+        # An event leaves the list only once done: a send running meanwhile (an SSE keep-alive ping from
+        # another task) waits for it too instead of passing an answer that is not yet cleared.
+        while self._pending:
+            request_id, event = self._pending[0]
             try:
                 # Shielded: a client hanging up must not cancel the event (it is written all the same).
                 await asyncio.shield(event)
             except AuditFailure as exc:
                 self._failed[request_id] = exc
+            if self._pending and self._pending[0][1] is event:
+                del self._pending[0]
 
     def _withheld(self, message: Message) -> Message:
         """``message`` with each answer to a request whose event failed replaced by the error."""
