@@ -363,6 +363,7 @@ class Round:
 
 Results = dict[tuple[str, int, str], Round]
 Stalls = dict[tuple[str, int, str], float | None]
+Spreads = dict[tuple[str, int], list[float]]  # testgate/store of each round and the store's round next to it
 
 
 def _wrk(server: Server, era: str, execution: str, connections: int, seconds: float, sessions: Path | None) -> Round:
@@ -437,14 +438,18 @@ class Bench:
         return waited
 
 
-def measure(bench: Bench, levels: list[int], seconds: float, warmup: float, rounds: int) -> tuple[Results, Stalls]:
+def measure(
+    bench: Bench, levels: list[int], seconds: float, warmup: float, rounds: int
+) -> tuple[Results, Stalls, Spreads]:
     """Every (era, connections) configuration: a warm-up per server, then ``rounds`` short rounds per server,
     servers taking turns round by round, so that a slow spell of this shared machine falls on all of them
-    alike; also how long each server stalled after its rounds (the worst)."""
+    alike; also how long each server stalled after its rounds (the worst), and testgate/store round by
+    round (how far this machine's noise moves the ratio within one run)."""
     for name in bench.servers:
         bench.open_sessions(name, max(levels))
     results: Results = {}
     stalls: Stalls = {}
+    spreads: Spreads = {}
     for era in ERAS:
         for connections in levels:
             for name in bench.servers:
@@ -458,6 +463,8 @@ def measure(bench: Bench, levels: list[int], seconds: float, warmup: float, roun
                     bench.recover(name, max(levels))
                     taken[name].append(bench.round(name, era, connections, seconds / rounds))
                     waits[name].append(bench.recover(name, max(levels)))
+            pairs = zip(taken["testgate"], taken["store"], strict=True)
+            spreads[(era, connections)] = [ours.calls_per_second / theirs.calls_per_second for ours, theirs in pairs]
             for name in bench.servers:
                 key = (era, connections, name)
                 result = results[key] = combined(taken[name])
@@ -469,7 +476,7 @@ def measure(bench: Bench, levels: list[int], seconds: float, warmup: float, roun
                     f"failed {result.failed}/{result.requests}  stall after: {stalled}",
                     flush=True,
                 )
-    return results, stalls
+    return results, stalls, spreads
 
 
 def combined(rounds: list[Round]) -> Round:
@@ -512,13 +519,13 @@ def _stall(seconds: float | None) -> str:
     return f"no answer in {STALL_LIMIT:g} s, restarted" if seconds is None else f"{seconds:.0f} s"
 
 
-def table(results: Results, stalls: Stalls, levels: list[int]) -> str:
+def table(results: Results, stalls: Stalls, spreads: Spreads, levels: list[int]) -> str:
     """The results as a markdown table: one row per era and connection count."""
     rows = [
-        "| era | conn. | bare calls/s | store calls/s | testgate calls/s | testgate/store | testgate/bare "
-        "| bare p50 / p99 ms | store p50 / p99 ms | testgate p50 / p99 ms | testgate failed calls "
+        "| era | conn. | bare calls/s | store calls/s | testgate calls/s | testgate/store | by round "
+        "| testgate/bare | bare p50 / p99 ms | store p50 / p99 ms | testgate p50 / p99 ms | testgate failed calls "
         "| testgate stall after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for era in ERAS:
         for connections in levels:
@@ -527,21 +534,26 @@ def table(results: Results, stalls: Stalls, levels: list[int]) -> str:
             rows.append(
                 f"| {era} | {connections} | {bare.calls_per_second:,.0f} | {store.calls_per_second:,.0f} "
                 f"| {full.calls_per_second:,.0f} | {full.calls_per_second / store.calls_per_second:.2f}x "
-                f"| {full.calls_per_second / bare.calls_per_second:.2f}x | {bare.p50_ms:.1f} / {bare.p99_ms:.1f} "
+                f"| {_spread(spreads[(era, connections)])} | {full.calls_per_second / bare.calls_per_second:.2f}x "
+                f"| {bare.p50_ms:.1f} / {bare.p99_ms:.1f} "
                 f"| {store.p50_ms:.1f} / {store.p99_ms:.1f} | {full.p50_ms:.1f} / {full.p99_ms:.1f} "
                 f"| {full.failed} of {full.requests} | {_stall(stalls[key])} |"
             )
     return "\n".join(rows)
 
 
-def report(results: Results, stalls: Stalls, levels: list[int], started: str) -> str:
+def _spread(ratios: list[float]) -> str:
+    return f"{min(ratios):.2f}-{max(ratios):.2f}x"
+
+
+def report(results: Results, stalls: Stalls, spreads: Spreads, levels: list[int], started: str) -> str:
     """The generated block for docs/performance.md: when, how, where, the table, what failed."""
     command = "python -m bench.mcp_throughput " + " ".join(sys.argv[1:])
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command.strip()}`",
         f"on {started}.",
         "",
-        table(results, stalls, levels),
+        table(results, stalls, spreads, levels),
     ]
     samples = {r.sample for r in results.values() if r.sample}
     if any(r.failed for r in results.values()):
@@ -550,7 +562,8 @@ def report(results: Results, stalls: Stalls, levels: list[int], started: str) ->
     lines += [
         "",
         "Each server's measured time is split into rounds, the servers taking turns round by round. calls/s: the",
-        "successful calls of all rounds over their total time; p50: the median round's; p99: the worst round's.",
+        "successful calls of all rounds over their total time; by round: the lowest and highest testgate/store",
+        "of a testgate round and the store's round next to it; p50: the median round's; p99: the worst round's.",
         "Stall after: the longest testgate took to answer a single call again once wrk had stopped (and hung up",
         f"on the calls in flight); a server silent for {STALL_LIMIT:g} s is restarted. Each round starts after",
         "the server answers again.",
@@ -601,11 +614,11 @@ def run(args: argparse.Namespace) -> None:
             servers["store"] = _start("store", "/mcp", None, root, *store)
             assert _get_execution(servers["store"], execution)["id"] == execution
             bench = Bench({name: servers[name] for name in SERVERS}, execution, root)
-            results, stalls = measure(bench, levels, args.duration, args.warmup, args.rounds)
+            results, stalls, spreads = measure(bench, levels, args.duration, args.warmup, args.rounds)
         finally:
             for server in servers.values():
                 server.stop()
-    text = report(results, stalls, levels, started)
+    text = report(results, stalls, spreads, levels, started)
     print("\n" + text)
     if args.write:
         if url:
