@@ -120,3 +120,63 @@ async def test_on_postgresql_sixteen_calls_at_a_time_keep_their_connections() ->
     finally:
         await db.dispose()
         await _drop_postgres_database(url)
+
+
+async def _backend_pids(db: Database, count: int) -> list[int]:
+    """The server process of each of ``count`` connections checked out at once (all returned after)."""
+    pids: list[int] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with db.session(write=False) as session:
+            pids.append(int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
+            if len(pids) == count:
+                started.set()
+            await release.wait()
+
+    tasks = [asyncio.create_task(hold()) for _ in range(count)]
+    await started.wait()
+    release.set()
+    await asyncio.gather(*tasks)
+    return pids
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_connections_the_server_ended_are_replaced_at_checkout_without_a_failed_call() -> None:
+    # A restart or failover ends every server process; the pool's check finds the first dead connection,
+    # discards every connection opened before it, and no call sees the loss.
+    url = await _postgres_database()
+    db = Database(create_engine(url))
+    try:
+        before = await _backend_pids(db, 3)
+        admin = Database(create_engine(url))  # a connection of another pool ends them
+        try:
+            async with admin.session(write=False) as session:
+                for pid in before:
+                    assert (await session.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar_one()
+        finally:
+            await admin.dispose()
+        after = await _backend_pids(db, 3)
+        assert not set(after) & set(before)
+    finally:
+        await db.dispose()
+        await _drop_postgres_database(url)
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_the_checkout_check_is_one_query() -> None:
+    # SQLAlchemy's pool_pre_ping sends BEGIN, an empty query and ROLLBACK on asyncpg: three round trips.
+    url = await _postgres_database()
+    db = Database(create_engine(url))
+    sent: list[str] = []
+    try:
+        async with db.engine.connect() as connection:  # opened, so the next checkout reuses it
+            raw = (await connection.get_raw_connection()).driver_connection
+            raw.add_query_logger(lambda record: sent.append(record.query))
+        async with db.session(write=False) as session:
+            assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+        assert sent[0] == "SELECT 1"
+        assert sent[1].startswith("BEGIN")
+    finally:
+        await db.dispose()
+        await _drop_postgres_database(url)

@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import anyio
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.default import DefaultDialect
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.util import await_
 
 from testgate import jsontext
 from testgate.store import sqlite_cursor
@@ -69,6 +72,22 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+def _postgresql_ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Check a pooled PostgreSQL connection as it is checked out, in one round trip.
+
+    SQLAlchemy's ``pool_pre_ping`` takes three with asyncpg (BEGIN, an empty query, ROLLBACK: the
+    transaction keeps asyncpg's prepared statement on one server connection under PgBouncer's transaction
+    mode); a query in the simple protocol prepares nothing. (Not an empty one: asyncpg 0.32 fails on the
+    answer to an empty simple query.) As with ``pool_pre_ping``, a failed
+    check discards the connection and every other one opened before it (the server went away: a restart,
+    a failover), and the checkout goes on with a new one.
+    """
+    try:
+        await_(dbapi_connection.driver_connection.execute("SELECT 1"))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise InvalidatePoolError(f"a pooled connection failed its check: {exc}") from exc
+
+
 # Connections kept, and opened beyond them at busy times, per backend (``create_engine``).
 SQLITE_POOL = (20, 0)
 POSTGRESQL_POOL = (20, 10)
@@ -100,8 +119,6 @@ def create_engine(
         # Every session ends its transaction itself (``Database.session``, and a Connection rolls back on
         # close), so the pool's extra ROLLBACK on return is a wasted trip to aiosqlite's thread.
         kwargs["pool_reset_on_return"] = None
-    else:
-        kwargs["pool_pre_ping"] = True
     dialect = cast(type[DefaultDialect], parsed.get_dialect())
     if issubclass(dialect.get_pool_class(parsed), QueuePool):  # not SQLite in memory (one connection)
         kwargs["pool_size"] = size if pool_size is None else pool_size
@@ -112,6 +129,8 @@ def create_engine(
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "connect", _sqlite_autocommit_driver)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    elif parsed.get_backend_name() == "postgresql":
+        event.listen(engine.sync_engine, "checkout", _postgresql_ping)
     return engine
 
 
