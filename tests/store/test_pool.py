@@ -135,9 +135,15 @@ async def _backend_pids(db: Database, count: int) -> list[int]:
             await release.wait()
 
     tasks = [asyncio.create_task(hold()) for _ in range(count)]
-    await started.wait()
-    release.set()
+    waiting = asyncio.create_task(started.wait())
+    try:
+        # A session that fails must fail the test, not leave the others waiting for it forever.
+        await asyncio.wait([waiting, *tasks], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        release.set()
     await asyncio.gather(*tasks)
+    assert len(pids) == count
     return pids
 
 
@@ -153,7 +159,9 @@ async def test_on_postgresql_connections_the_server_ended_are_replaced_at_checko
         try:
             async with admin.session(write=False) as session:
                 for pid in before:
-                    assert (await session.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar_one()
+                    # With a timeout it returns once the process has ended, not once it was signalled.
+                    ended = text("SELECT pg_terminate_backend(:p, 10000)")
+                    assert (await session.execute(ended, {"p": pid})).scalar_one()
         finally:
             await admin.dispose()
         after = await _backend_pids(db, 3)
