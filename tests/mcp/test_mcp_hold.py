@@ -24,6 +24,13 @@ DEFINITION = f"kind: TestWorkflow\nmetadata: {{name: {FLOW_NAME}}}\nspec: {{step
 EARLY_WINDOW = 1.0  # how long a held event waits to see whether the answer got out without it
 
 
+@pytest.fixture(autouse=True)
+def early_commit(live: Any) -> None:
+    """Reads hand their events to the door as on PostgreSQL (``AuditWriter.early_commit``); this server's
+    store is an SQLite file, where they commit before dispatch returns."""
+    live.platform.audit.early_commit = True
+
+
 @pytest.fixture
 async def raw(live: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=live.base, timeout=20) as client:

@@ -314,26 +314,46 @@ async def test_a_caller_that_goes_away_mid_call_neither_blocks_the_next_one_nor_
     ]
 
 
-async def test_a_read_hands_its_event_to_an_entry_point_that_holds_its_answer(platform: Platform, call: Call) -> None:
-    # The entry point promises to hold the answer until the event is committed (``Call.hold``).
+@pytest.mark.postgres
+async def test_on_postgresql_a_read_hands_its_event_to_an_entry_point_that_holds_its_answer(
+    postgres_platform: Platform,
+) -> None:
+    # The entry point promises to hold the answer until the event is committed (``Call.hold``); on
+    # PostgreSQL the commit is a round trip worth starting while the read's transaction ends.
     held: list[asyncio.Task[None]] = []
-    assert not platform.audit.inline_cheaper  # a SQLite file: reads commit their events apart
+    async with postgres_platform.db.session() as session:
+        org = await tenancy.organization_by_slug(session, "acme")
+    from testgate.access.principal import local_owner
 
     def hold(event: asyncio.Task[None]) -> bool:
         held.append(event)
         return True
 
-    out = await dispatch(platform, replace(call, hold=hold), "label.list", {})
+    call = Call(local_owner(org.id), "acme", "dev", hold=hold)
+    out = await dispatch(postgres_platform, call, "label.list", {})
     assert out.model_dump() == {"labels": {}}
     (event,) = held
     await event
-    ((action, outcome),) = [(e.action, e.outcome) for e in await _events(platform)]
+    ((action, outcome),) = [(e.action, e.outcome) for e in await _events(postgres_platform)]
     assert (action, outcome) == ("label.list", "allowed")
+
+
+async def test_on_an_sqlite_file_a_read_commits_its_event_before_dispatch_returns(
+    platform: Platform, call: Call
+) -> None:
+    # There a lone event commits on the event loop itself: handing it over would overlap nothing.
+    assert not platform.audit.inline_cheaper  # a SQLite file
+    assert not platform.audit.early_commit
+    offered: list[asyncio.Task[None]] = []
+    await dispatch(platform, replace(call, hold=lambda event: offered.append(event) is None), "label.list", {})
+    assert offered == []
+    assert [e.outcome for e in await _events(platform)] == ["allowed"]
 
 
 async def test_a_hold_that_cannot_hold_the_answer_any_more_leaves_dispatch_to_wait(
     platform: Platform, call: Call
 ) -> None:
+    platform.audit.early_commit = True  # as on PostgreSQL
     offered: list[asyncio.Task[None]] = []
 
     def finished(event: asyncio.Task[None]) -> bool:
@@ -349,6 +369,7 @@ async def test_a_held_event_that_fails_is_the_calls_only_event_and_raises_audit_
     platform: Platform, call: Call, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     held: list[asyncio.Task[None]] = []
+    platform.audit.early_commit = True  # as on PostgreSQL
 
     async def broken(event: Any) -> None:
         raise OSError("disk full")

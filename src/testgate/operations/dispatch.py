@@ -9,7 +9,8 @@ in a transaction of their own.
 A read's event is committed before its answer goes out, too. Where the entry point can hold the answer
 back itself (``Call.hold``: the hosted MCP endpoint), the event starts committing as soon as the
 handler is done and the entry point waits for it at the last moment, so the commit overlaps the end of
-the read's transaction and the building of the answer instead of following them.
+the read's transaction and the building of the answer instead of following them (on PostgreSQL, where
+the commit is a round trip: ``AuditWriter.early_commit``).
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ async def _transaction(
         result: BaseModel = await op.handler(ctx, payload)
         if write:
             await _audit_success(platform, op, call, trace, session)
-        elif call.hold is not None:
+        elif call.hold is not None and audit.early_commit:
             # Committing while the read's transaction ends (a round trip on PostgreSQL). Should ending it
             # fail now, this stays the call's one event: the read was allowed and done.
             trace.recording = True
