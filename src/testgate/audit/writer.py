@@ -51,8 +51,8 @@ class AuditWriter:
         self._under_way = _UnderWay(self)
         # Whether a read's event is worth starting before its answer is built (``Call.hold``): on PostgreSQL
         # its commit is a round trip other work can overlap. On SQLite a lone event commits on the event loop
-        # itself, so starting it early overlaps nothing and only adds the hand-over (measured side by side
-        # in the twelfth session: a few per cent fewer calls/s at 1 and 16 connections).
+        # itself, so starting it early overlaps nothing and only adds the hand-over (measured side by side:
+        # a few per cent fewer calls/s at 1 and 16 connections; docs/performance.md, "Eleventh session").
         self.early_commit = db.standing is not None
 
     def call(self) -> _UnderWay:

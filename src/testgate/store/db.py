@@ -78,9 +78,9 @@ def _postgresql_ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     SQLAlchemy's ``pool_pre_ping`` takes three with asyncpg (BEGIN, an empty query, ROLLBACK: the
     transaction keeps asyncpg's prepared statement on one server connection under PgBouncer's transaction
     mode); a query in the simple protocol prepares nothing. (Not an empty one: asyncpg 0.32 fails on the
-    answer to an empty simple query.) As with ``pool_pre_ping``, a failed
-    check discards the connection and every other one opened before it (the server went away: a restart,
-    a failover), and the checkout goes on with a new one.
+    answer to an empty simple query.) As with ``pool_pre_ping``, a failed check discards the connection
+    and every other one opened before it (the server went away: a restart, a failover), and the checkout
+    goes on with a new one.
     """
     try:
         await_(dbapi_connection.driver_connection.execute("SELECT 1"))
