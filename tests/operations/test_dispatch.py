@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from testgate.access.principal import Permission, Principal, Role
+from testgate.access.principal import Permission, Principal, Role, local_owner
 from testgate.audit import recorder
 from testgate.errors import (
     AuditFailure,
@@ -76,6 +76,13 @@ def _member(org_id: str, env_id: str, permission: Permission) -> Principal:
 async def _events(platform: Platform) -> list[AuditEventRow]:
     async with platform.db.session() as session:
         return list(await session.scalars(select(AuditEventRow).order_by(AuditEventRow.seq)))
+
+
+async def _owner_call(platform: Platform) -> Call:
+    """A call by acme's local owner in dev, on a platform other than the ``call`` fixture's."""
+    async with platform.db.session() as session:
+        org = await tenancy.organization_by_slug(session, "acme")
+    return Call(local_owner(org.id), "acme", "dev")
 
 
 async def _count(platform: Platform, model: type[Any]) -> int:
@@ -266,11 +273,7 @@ async def test_queued_executions_are_aborted_in_the_store_when_no_executor_runs_
 
 async def test_concurrent_calls_all_succeed_and_keep_the_chain_dense(backend_platform: Platform) -> None:
     # SQLite needs BEGIN IMMEDIATE and PostgreSQL the organization row lock for this to hold.
-    async with backend_platform.db.session() as session:
-        org = await tenancy.organization_by_slug(session, "acme")
-    from testgate.access.principal import local_owner
-
-    call = Call(local_owner(org.id), "acme", "dev")
+    call = await _owner_call(backend_platform)
     results = await asyncio.gather(
         *(dispatch(backend_platform, call, "workflow.list", {}) for _ in range(40)), return_exceptions=True
     )
@@ -285,11 +288,7 @@ async def test_a_caller_that_goes_away_mid_call_neither_blocks_the_next_one_nor_
 ) -> None:
     # A client hanging up cancels the handler inside its transaction: the rollback must still run
     # (shielded), or SQLite's write lock stays held behind a dead connection.
-    async with backend_platform.db.session() as session:
-        org = await tenancy.organization_by_slug(session, "acme")
-    from testgate.access.principal import local_owner
-
-    call = Call(local_owner(org.id), "acme", "dev")
+    call = await _owner_call(backend_platform)
     entered = asyncio.Event()
     op = reg.get("label.list")
 
@@ -321,15 +320,12 @@ async def test_on_postgresql_a_read_hands_its_event_to_an_entry_point_that_holds
     # The entry point promises to hold the answer until the event is committed (``Call.hold``); on
     # PostgreSQL the commit is a round trip worth starting while the read's transaction ends.
     held: list[asyncio.Task[None]] = []
-    async with postgres_platform.db.session() as session:
-        org = await tenancy.organization_by_slug(session, "acme")
-    from testgate.access.principal import local_owner
 
     def hold(event: asyncio.Task[None]) -> bool:
         held.append(event)
         return True
 
-    call = Call(local_owner(org.id), "acme", "dev", hold=hold)
+    call = replace(await _owner_call(postgres_platform), hold=hold)
     out = await dispatch(postgres_platform, call, "label.list", {})
     assert out.model_dump() == {"labels": {}}
     (event,) = held
