@@ -33,9 +33,11 @@ async def serving(
     """Serve ``app`` with uvicorn on ``sock`` (a free loopback port if None); yields the port.
 
     ``options`` go to ``uvicorn.Config`` (TLS files, ``proxy_headers``, ``timeout_graceful_shutdown``).
+    ``log_config=None`` as in ``testgate serve``: uvicorn's own logging config would give its loggers a
+    handler of their own, bypassing the redacting one, for the rest of the test process.
     """
     sock = sock or free_socket()
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", http="h11", **options)
+    config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", ws="none", http="h11", **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
