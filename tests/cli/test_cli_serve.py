@@ -83,8 +83,8 @@ def test_the_first_start_prints_the_endpoints_and_a_one_time_owner_link(tmp_path
     assert f"http://127.0.0.1:{port}/setup?token=" in seen
     assert "first owner" in seen
     assert proc.returncode == 0
-    # uvicorn's own lines go through testgate's log pipeline (JSON, secrets redacted: "secrets never logged"),
-    # not through a handler of uvicorn's default logging config, which would print them as they are.
+    # OWASP ASVS 4.0.3 V7.1.1 (no credentials in logs): uvicorn's own lines go through testgate's log pipeline
+    # (JSON, secrets redacted), not a handler of uvicorn's default logging config, which prints them as they are.
     assert line.startswith("{"), f"uvicorn's line bypassed testgate's log pipeline: {line!r}"
     started = json.loads(line)
     assert (started["logger"], started["event"]) == ("uvicorn.error", "Application startup complete.")
