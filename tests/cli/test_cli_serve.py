@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 import structlog
 
@@ -31,8 +32,9 @@ def test_the_endpoints_name_the_default_environments_mcp_url(tmp_path: Path) -> 
 
     urls = dict(endpoints(settings))
 
-    assert urls["REST API"] == "http://127.0.0.1:8080/api/v1"
+    assert urls["REST API"] == "http://127.0.0.1:8080/api/v1/organizations/default/environments/dev/workflows"
     assert urls["MCP"] == "http://127.0.0.1:8080/organizations/default/environments/dev/mcp"
+    assert urls["console"] == "http://127.0.0.1:8080/ui"
 
 
 def test_the_setup_link_event_is_shown_boxed_instead_of_logged(capsys) -> None:
@@ -60,8 +62,9 @@ def _free_port() -> int:
 
 
 def test_the_first_start_prints_the_endpoints_and_a_one_time_owner_link(tmp_path: Path) -> None:
-    # The process boundary is the subject: what a person sees when they start the server.
+    # The process boundary is the subject: what a person sees when they start the server, and what it logs.
     port = _free_port()
+    planted = "planted-query-secret-" + "q" * 20
     env = {**os.environ, "TESTGATE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "testgate", "serve", "--port", str(port)]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
@@ -74,9 +77,16 @@ def test_the_first_start_prints_the_endpoints_and_a_one_time_owner_link(tmp_path
                 seen += line
                 if "Application startup complete" in line:
                     break
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=30)
+            started_line = line
+            base = f"http://127.0.0.1:{port}"
+            answers = [
+                httpx.get(f"{base}/setup?token={planted}"),  # a (wrong) one-time setup token
+                httpx.get(f"{base}/api/v1/docs?code={planted}"),  # a query as an OAuth code comes
+                httpx.get(f"{base}/"),  # the server's address, as a person opens it
+            ]
         finally:
+            proc.send_signal(signal.SIGINT)
+            _, rest = proc.communicate(timeout=30)
             guard.cancel()
 
     assert f"http://127.0.0.1:{port}/organizations/default/environments/dev/mcp" in seen
@@ -85,6 +95,18 @@ def test_the_first_start_prints_the_endpoints_and_a_one_time_owner_link(tmp_path
     assert proc.returncode == 0
     # OWASP ASVS 4.0.3 V7.1.1 (no credentials in logs): uvicorn's own lines go through testgate's log pipeline
     # (JSON, secrets redacted), not a handler of uvicorn's default logging config, which prints them as they are.
-    assert line.startswith("{"), f"uvicorn's line bypassed testgate's log pipeline: {line!r}"
-    started = json.loads(line)
+    assert started_line.startswith("{"), f"uvicorn's line bypassed testgate's log pipeline: {started_line!r}"
+    started = json.loads(started_line)
     assert (started["logger"], started["event"]) == ("uvicorn.error", "Application startup complete.")
+    # ASVS V7.1.1 again, and SECURITY.md's "access log (no query strings)": a query may carry a credential, so
+    # every request is logged once, by testgate's access log, with its path alone (uvicorn's access log, which
+    # writes the request line whole, stays off).
+    assert f"{base}/ui" in seen
+    assert [answer.status_code for answer in answers] == [400, 200, 303]
+    assert answers[2].headers["location"] == "/ui"
+    assert planted not in rest, [line for line in rest.splitlines() if planted in line]
+    requests = [json.loads(line) for line in rest.splitlines() if '"event": "request"' in line]
+    assert [(r["logger"], r["path"]) for r in requests if r["path"] in ("/setup", "/api/v1/docs")] == [
+        ("testgate.http", "/setup"),
+        ("testgate.http", "/api/v1/docs"),
+    ]

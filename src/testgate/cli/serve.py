@@ -47,9 +47,14 @@ def server_settings(
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """How uvicorn serves: HTTPS when a certificate is configured; forwarded headers left to the front door."""
+    """How uvicorn serves: HTTPS when a certificate is configured; forwarded headers left to the front door.
+
+    uvicorn's own access log stays off: it writes the request line as it came, query string included
+    (a one-time setup token, an OAuth authorization code). The front door logs every request without its
+    query (``http.accesslog``).
+    """
     http = settings.http
-    options: dict[str, Any] = {"proxy_headers": False, "server_header": False}
+    options: dict[str, Any] = {"proxy_headers": False, "server_header": False, "access_log": False}
     if http.tls_cert is not None:
         options["ssl_certfile"] = str(http.tls_cert)
         options["ssl_keyfile"] = str(http.tls_key) if http.tls_key is not None else None
@@ -63,10 +68,10 @@ def endpoints(settings: Settings) -> list[tuple[str, str]]:
     base = settings.base_url
     org, env = settings.default_organization, settings.default_environment
     return [
-        ("REST API", f"{base}/api/v1"),
+        ("REST API", f"{base}/api/v1/organizations/{org}/environments/{env}/workflows"),
         ("API docs", f"{base}/api/v1/docs"),
         ("MCP", f"{base}/organizations/{org}/environments/{env}/mcp"),
-        ("console", f"{base}/"),
+        ("console", f"{base}/ui"),
     ]
 
 

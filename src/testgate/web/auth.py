@@ -132,6 +132,12 @@ async def logout(request: Request) -> Response:
     return response
 
 
+@router.get("/")
+async def root() -> Response:
+    """The server's address opened in a browser: the console (which asks to sign in first)."""
+    return RedirectResponse("/ui", status_code=303)
+
+
 @router.get("/ui")
 async def home(request: Request) -> Response:
     """The workflows of the first environment the person can see in the default organization."""

@@ -1,5 +1,6 @@
 """``install(app)``: the web console, server-rendered, under ``/ui`` (the paths ``build_dashboard_url`` hands out).
 
+    GET  /                                             to the console
     GET  /login, POST /login                           sign in (password; SSO button when configured)
     POST /ui/logout                                    sign out
     GET  /ui, /ui/{org}/{env}                          to the first visible environment's workflows
