@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import pytest
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -183,14 +184,66 @@ async def test_an_api_token_bridges_without_a_login_for_containers_and_ci(cli: C
     assert secret not in bridge_log(cli)
 
 
+def _request(number: int, method: str, params: dict[str, Any]) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": number, "method": method, "params": params}).encode() + b"\n"
+
+
+INITIALIZE = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "pipe", "version": "1"}}
+ENVELOPE = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+
+
+@pytest.mark.parametrize("mode", ["legacy", MODERN])
+async def test_a_client_that_closes_stdin_after_asking_gets_its_answer_and_the_bridge_exits(
+    mode: str, cli: Cli, live_server: LiveFactory
+) -> None:
+    # A one-shot client (a script piping requests in) writes its requests and closes its input at once. The
+    # bridge must still deliver the answers to what it forwarded, then exit 0, as `mcp serve` does locally.
+    async with live_server() as live:
+        secret = await api_token(live)
+        env = cli.env(TESTGATE_TOKEN=secret, TESTGATE_URL=live.base, TESTGATE_DEFAULT_ORGANIZATION="acme")
+        pipe = asyncio.subprocess.PIPE
+        with (cli.home / "bridge.log").open("a") as errlog:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "testgate", "mcp", "serve", env=env, stdin=pipe, stdout=pipe, stderr=errlog
+            )
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        try:
+            with anyio.fail_after(60):
+                if mode == "legacy":
+                    proc.stdin.write(_request(1, "initialize", INITIALIZE))
+                    opened = json.loads(await proc.stdout.readline())
+                    assert (opened["id"], opened["result"]["protocolVersion"]) == (1, "2025-11-25"), opened
+                    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+                    proc.stdin.write(json.dumps(initialized).encode() + b"\n")
+                    proc.stdin.write(_request(2, "tools/call", {"name": "list_workflows", "arguments": {}}))
+                else:
+                    call = {"name": "list_workflows", "arguments": {}, "_meta": ENVELOPE}
+                    proc.stdin.write(_request(2, "tools/call", call))
+                await proc.stdin.drain()
+                proc.stdin.close()
+                rest = await proc.stdout.read()  # to EOF: the bridge ended
+                code = await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    answers = [json.loads(line) for line in rest.splitlines()]
+    assert [answer.get("id") for answer in answers] == [2], answers
+    assert answers[0]["result"]["isError"] is False
+    assert answers[0]["result"]["structuredContent"]["count"] == 0
+    assert code == 0
+
+
 async def test_a_refused_api_token_is_final_and_said_on_stderr(cli: Cli, live_server: LiveFactory) -> None:
     async with live_server() as live:
         bad = tokens.generate()  # well formed, never issued
         with pytest.raises(ExceptionGroup) as refused:
             async with bridged(cli, TESTGATE_TOKEN=bad, TESTGATE_URL=live.url()) as client:
                 await client.list_tools()
-    # The client's initialize fails: after a 401 there is nothing to retry with.
-    assert refused.group_contains(MCPError, match="Server returned an error response")
+    # The client's initialize fails: after a 401 there is nothing to retry with, and the client is told why
+    # (an agent reads only this), not just that the server answered with an error.
+    assert refused.group_contains(MCPError, match=r"the server refused the credentials \(HTTP 401: .+\); run")
     log = bridge_log(cli)
     assert log.count("the server refused TESTGATE_TOKEN (HTTP 401)") == 1
     assert bad not in log

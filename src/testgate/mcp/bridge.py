@@ -19,6 +19,7 @@ stdout carries only MCP messages; logs go to stderr.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -38,7 +39,16 @@ from mcp.shared.inbound import (
     encode_header_value,
 )
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
-from mcp_types import INTERNAL_ERROR, PROTOCOL_VERSION_META_KEY, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse
+from mcp_types import (
+    INTERNAL_ERROR,
+    PROTOCOL_VERSION_META_KEY,
+    JSONRPCError,
+    JSONRPCMessage,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    RequestId,
+)
 
 from testgate import __version__
 from testgate.cli.credentials import Context, CredentialStore
@@ -48,6 +58,8 @@ from testgate.errors import Unauthenticated
 from testgate.http.outbound import Outbound
 
 REFRESH_MARGIN = 60.0
+READ_SECONDS = 300.0  # a long tool call (wait_for_executions) may take this long to answer
+DRAIN_SECONDS = READ_SECONDS  # after stdin closes, how long answers to forwarded requests are still awaited
 log = structlog.get_logger("testgate.mcp.bridge")
 
 
@@ -191,22 +203,43 @@ class Headers:
 
 
 class Unreachable(httpx2.AsyncBaseTransport):
-    """A server that can't be reached answers 502 with a JSON-RPC error: the client is told, the bridge stays up."""
+    """What the local client is told when the server cannot answer its request: a server that can't be reached
+    answers 502 with a JSON-RPC error, and a refusal of the credentials (401) carries one too, so the client
+    (an agent, often) reads why instead of a bare "error response". The bridge stays up."""
 
     def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
         self.inner = inner
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         try:
-            return await self.inner.handle_async_request(request)
+            response = await self.inner.handle_async_request(request)
         except httpx2.TransportError as exc:
             reason = f"testgate bridge: {request.url.scheme}://{request.url.host} could not be reached ({exc})"
             log.error("the server could not be reached", url=str(request.url), error=str(exc))
-            error = {"code": INTERNAL_ERROR, "message": reason}
-            return httpx2.Response(502, json={"jsonrpc": "2.0", "id": None, "error": error})
+            return _jsonrpc_error(502, reason)
+        if response.status_code != 401:
+            return response
+        # Still a 401 with the server's challenge: ``Bearer`` retries with a refreshed login as before.
+        await response.aread()
+        try:
+            description = str(json.loads(response.content).get("error_description", ""))
+        except (ValueError, AttributeError):
+            description = ""
+        said = f": {description}" if description else ""
+        reason = (
+            f"testgate bridge: the server refused the credentials (HTTP 401{said}); "
+            "run `testgate login` again, or check TESTGATE_TOKEN and TESTGATE_URL"
+        )
+        return _jsonrpc_error(401, reason, response.headers.get("WWW-Authenticate"))
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _jsonrpc_error(status: int, reason: str, challenge: str | None = None) -> httpx2.Response:
+    headers = {"WWW-Authenticate": challenge} if challenge else None
+    error = {"code": INTERNAL_ERROR, "message": reason}
+    return httpx2.Response(status, headers=headers, json={"jsonrpc": "2.0", "id": None, "error": error})
 
 
 def http_client(out: Outbound, endpoint: str, auth: httpx2.Auth) -> httpx2.AsyncClient:
@@ -217,14 +250,21 @@ def http_client(out: Outbound, endpoint: str, auth: httpx2.Auth) -> httpx2.Async
         transport=Unreachable(inner),
         trust_env=False,
         follow_redirects=False,
-        timeout=httpx2.Timeout(30, read=300),
+        timeout=httpx2.Timeout(30, read=READ_SECONDS),
         headers={"User-Agent": f"testgate-bridge/{__version__}"},
     )
 
 
 async def bridge(endpoint: str, tokens: Tokens, out: Outbound) -> None:
-    """Pump MCP messages between stdin/stdout and ``endpoint`` until either side closes."""
+    """Pump MCP messages between stdin/stdout and ``endpoint`` until either side closes.
+
+    Once stdin closes, the answers to the requests already forwarded are still delivered (for at most
+    ``DRAIN_SECONDS``, the HTTP read timeout), then the bridge ends: a client that writes its requests and
+    closes its input still reads every answer, and the process exits instead of waiting on the server.
+    """
     stamps = Headers()
+    awaited: set[RequestId] = set()  # the client's requests not answered yet
+    local_closed = anyio.Event()
     async with (
         stdio_server() as (local_read, local_write),
         http_client(out, endpoint, Bearer(tokens)) as http,
@@ -233,19 +273,34 @@ async def bridge(endpoint: str, tokens: Tokens, out: Outbound) -> None:
     ):
 
         async def upward() -> None:
-            async with remote_write:
-                async for item in local_read:
-                    if isinstance(item, Exception):
-                        log.warning("a message from the client could not be read", error=str(item))
-                        continue
-                    await remote_write.send(stamps.outgoing(item.message))
+            async for item in local_read:
+                if isinstance(item, Exception):
+                    log.warning("a message from the client could not be read", error=str(item))
+                    continue
+                message = item.message
+                if isinstance(message, JSONRPCRequest):
+                    awaited.add(message.id)
+                elif isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled":
+                    awaited.discard((message.params or {}).get("requestId"))  # its answer will not come
+                await remote_write.send(stamps.outgoing(message))
+            local_closed.set()
+            if awaited:
+                await anyio.sleep(DRAIN_SECONDS)
+                log.warning("stdin closed; gave up waiting for the server's answers", unanswered=len(awaited))
+            group.cancel_scope.cancel()
 
         group.start_soon(upward)
-        async for item in remote_read:
-            if isinstance(item, Exception):
-                log.warning("a message from the server could not be read", error=str(item))
-                continue
-            await local_write.send(stamps.incoming(item.message))
+        async with local_write:  # closed at the end: stdout is flushed and the stdio transport can end
+            async for item in remote_read:
+                if isinstance(item, Exception):
+                    log.warning("a message from the server could not be read", error=str(item))
+                    continue
+                message = item.message
+                await local_write.send(stamps.incoming(message))
+                if isinstance(message, JSONRPCResponse | JSONRPCError):
+                    awaited.discard(message.id)
+                    if local_closed.is_set() and not awaited:
+                        break
         group.cancel_scope.cancel()
 
 
@@ -288,7 +343,7 @@ def plan(
 
 
 async def serve_bridge(chosen: Plan) -> None:
-    """Run ``chosen`` until the local client closes stdin."""
+    """Run ``chosen`` until the local client closes stdin (and its requests are answered)."""
     log.info("bridging stdio to the hosted MCP endpoint", endpoint=chosen.endpoint, credentials=chosen.who)
     await bridge(chosen.endpoint, chosen.tokens, chosen.out)
 
