@@ -44,6 +44,14 @@ async def open_platform(settings: Settings, *, executor: bool = True) -> AsyncIt
     platform = Platform(settings=settings, db=db, events=shared or Events())
     try:
         await upgrade(db.engine)
+        lax = await db.lax_durability()
+        if lax:
+            # Every answer waits for its audit event's commit; with these, committed need not mean on disk.
+            log.warning(
+                "PostgreSQL may confirm a commit before it is on disk: a crash of the database can lose the "
+                "last changes and audit events whose answers already went out; set these back to on",
+                settings=lax,
+            )
         await db.access.listen()
         if shared is not None:
             await shared.start()

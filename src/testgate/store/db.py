@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 
 import anyio
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.exc import InvalidatePoolError
@@ -34,6 +34,8 @@ from testgate.store.standing import StandingConnection
 T = TypeVar("T")
 
 SQLITE_WAIT_SECONDS = 15.0
+_DURABILITY_SETTINGS = ("synchronous_commit", "fsync")
+_DURABILITY = text("SELECT current_setting('synchronous_commit'), current_setting('fsync')")
 
 
 def normalize_url(url: str) -> str:
@@ -236,6 +238,15 @@ class Database:
             yield
         finally:
             self._turn.release()
+
+    async def lax_durability(self) -> list[str]:
+        """The PostgreSQL settings under which a commit may be confirmed before it is on disk, as ``name=value``
+        (``synchronous_commit`` or ``fsync`` off); none on SQLite, whose WAL commits outlive the process."""
+        if self.engine.dialect.name != "postgresql":
+            return []
+        async with self.engine.connect() as connection:
+            values = (await connection.execute(_DURABILITY)).one()
+        return [f"{name}={value}" for name, value in zip(_DURABILITY_SETTINGS, values, strict=True) if value == "off"]
 
     async def dispose(self) -> None:
         if self._direct is not None:
