@@ -65,6 +65,9 @@ async def test_the_form_creates_the_owner_once(client: httpx.AsyncClient, platfo
 
     assert created.status_code == 200, created.text
     assert "ada@example.com" in created.text
+    # The next step is on the page: the sign-in form, relative like the form's own action (behind a path prefix too).
+    assert '<a href="login">Sign in to the console</a>' in created.text
+    assert (await client.get(httpx.URL("http://testserver/setup").join("login"))).status_code == 200
     assert replayed.status_code == 400
     assert "already used" in replayed.text
     assert reopened.status_code == 400

@@ -30,7 +30,7 @@ ClientOption = Annotated[Client, typer.Option("--client", help="The MCP client t
 UrlOption = Annotated[
     str | None,
     typer.Option(
-        "--url", help="A hosted MCP endpoint [default: this server's URL for --org/--env].", show_default=False
+        "--url", help="A hosted MCP endpoint (default: this server's URL for --org/--env).", show_default=False
     ),
 ]
 StdioOption = Annotated[bool, typer.Option("--stdio", help="Configure the local stdio server instead of a URL.")]
