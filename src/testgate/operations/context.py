@@ -67,6 +67,7 @@ class OpContext:
     resources: list[Resource] = field(default_factory=list)
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     audit_arguments: dict[str, Any] | None = None
+    progressed: float | None = None  # the last progress reported
 
     @property
     def principal(self) -> Principal:
@@ -89,5 +90,9 @@ class OpContext:
         self.resources.append(Resource(type_, id_, name))
 
     async def report(self, progress: float, total: float | None = None, message: str | None = None) -> None:
-        if self.call.progress is not None:
-            await self.call.progress(progress, total, message)
+        """Tell the caller how far the call got. MCP: each notification's progress MUST be greater than the
+        last one's, so a value that does not rise is not sent."""
+        if self.call.progress is None or (self.progressed is not None and progress <= self.progressed):
+            return
+        self.progressed = progress
+        await self.call.progress(progress, total, message)

@@ -16,6 +16,7 @@ from testgate.platform import executions, links, logs
 from testgate.runner import state
 from testgate.store.executions import ExecutionRow
 
+PROGRESS_EVERY = 5.0  # seconds between progress notifications while no awaited execution finishes
 ExecutionRef = Field(
     min_length=1, max_length=100, description="an execution id, or 'workflow-name#number' (e.g. 'smoke#12')"
 )
@@ -183,18 +184,26 @@ async def _load(ctx: OpContext, refs: list[str]) -> list[ExecutionRow]:
 )
 async def wait_for_executions(ctx: OpContext, args: WaitIn) -> WaitOut:
     """Wait until all the given executions finish, or until the timeout (default 60 s, at most 900),
-    sending progress notifications meanwhile. Returns their statuses and test counts; if timed_out is
-    true, call again to keep waiting."""
+    sending progress notifications meanwhile: when one finishes, and every few seconds while none does
+    (progress is the number finished plus the share of the timeout used so far, so it always rises;
+    total is the number of executions). Returns their statuses and test counts; if timed_out is true,
+    call again to keep waiting."""
     started = time.monotonic()
     rows = await _load(ctx, args.ids)
     ids = [r.id for r in rows]
     for row in rows:
         ctx.touch("execution", row.id, f"{row.workflow_name}#{row.number}")
+    reported, reported_at = -1, 0.0
     while True:
         seen = ctx.platform.events.snapshot(ids)
         rows = await _load(ctx, ids)
         done = sum(1 for r in rows if r.status in executions.TERMINAL)
-        await ctx.report(done, len(rows), f"{done} of {len(rows)} finished")
+        now = time.monotonic()
+        if done != reported or now - reported_at >= PROGRESS_EVERY:
+            # MCP progress MUST increase with each notification: within a count, the time waited moves it on.
+            waited = 0.0 if done == len(rows) else min((now - started) / args.timeout, 0.999)
+            await ctx.report(done + waited, len(rows), f"{done} of {len(rows)} finished")
+            reported, reported_at = done, now
         remaining = args.timeout - (time.monotonic() - started)
         if done == len(rows) or remaining <= 0:
             break
