@@ -136,6 +136,27 @@ async def test_a_member_with_read_can_list_but_not_run_and_the_denial_is_audited
     assert events[1].transport == "rest"
 
 
+async def test_an_organization_wide_operation_says_it_needs_an_organization_admin_not_more_environment_permission(
+    platform: Platform,
+) -> None:
+    # An environment admin asking for the organization's audit log: the refusal names what is missing (an
+    # organization role), not an environment permission the caller already holds.
+    org_id, env_id = await _ids(platform)
+    env_admin = Call(_member(org_id, env_id, Permission.ADMIN), "acme", "dev", transport="mcp-http")
+    capped = Principal("api_token", "tok2", "ro", org_id, Role.ADMIN, cap=Permission.READ)
+    with pytest.raises(PermissionDenied) as member:
+        await dispatch(platform, env_admin, "audit.list", {})
+    with pytest.raises(PermissionDenied) as read_only:
+        await dispatch(platform, Call(capped, "acme", "dev", transport="mcp-http"), "audit.list", {})
+    assert str(member.value) == (
+        "list_audit_events acts on the whole organization and needs an organization owner or admin; "
+        "you are an organization member (environment grants do not count here)"
+    )
+    assert str(read_only.value).endswith("you are an organization admin, but this credential is limited to read")
+    events = await _events(platform)
+    assert [(e.action, e.outcome) for e in events] == [("audit.list", "denied"), ("audit.list", "denied")]
+
+
 async def test_another_organization_answers_not_found_never_forbidden(platform: Platform) -> None:
     outsider = Principal("api_token", "t2", "other", "some-other-org-id", Role.OWNER)
     with pytest.raises(NotFound, match="organization 'acme' not found"):

@@ -12,7 +12,8 @@ from testgate.errors import TestgateError
 # What to do next, per error code: the message says what went wrong, the hint how to move on.
 HINTS = {
     "not_found": "Check the name or id: list_workflows, list_executions and list_test_cases show what exists.",
-    "permission_denied": "This token's permission in this environment is too low for this tool.",
+    "permission_denied": "The caller lacks the permission this tool needs; ask an organization admin for it, "
+    "or use a credential that holds it.",
     "invalid_input": "Fix the named arguments and call the tool again.",
     "conflict": "Read the current state (get_workflow, get_execution) and retry if it still applies.",
     "limit_exceeded": "Ask for less: a smaller page, a line range, or grep.",

@@ -24,7 +24,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from testgate.access.principal import Permission
+from testgate.access.principal import Permission, Role
 from testgate.audit import recorder, sink
 from testgate.errors import (
     AuditFailure,
@@ -82,12 +82,21 @@ async def _scope(
 
 
 def _authorize(op: Operation[Any, Any], call: Call, env: Environment | None) -> None:
-    held = call.principal.permission_in(env.id if env else None)
+    principal = call.principal
+    held = principal.permission_in(env.id if env else None)
     if op.scope == "organization" and op.permission >= Permission.ADMIN:
-        allowed = call.principal.is_org_admin
-    else:
-        allowed = held >= op.permission
-    if not allowed:
+        if principal.is_org_admin:
+            return
+        # Admin in an environment is not enough here: the operation acts on the whole organization.
+        if principal.role in (Role.OWNER, Role.ADMIN):
+            why = f"you are an organization {principal.role}, but this credential is limited to {principal.cap.label}"
+        else:
+            why = f"you are an organization {principal.role} (environment grants do not count here)"
+        raise PermissionDenied(
+            f"{op.tool} acts on the whole organization and needs an organization owner or admin; {why}",
+            details={"required": op.permission.label, "held": held.label, "role": str(principal.role)},
+        )
+    if held < op.permission:
         raise PermissionDenied(
             f"{op.tool} needs {op.permission.label} permission; you have {held.label}",
             details={"required": op.permission.label, "held": held.label},
