@@ -94,7 +94,11 @@ async def test_a_member_cannot_read_the_audit_log_even_with_admin_in_an_environm
     chain: Chain, permission: Permission
 ) -> None:
     member = Principal("api_token", "tok-m", "member-bot", chain.org_id, Role.MEMBER, grants={chain.env_id: permission})
-    with pytest.raises(PermissionDenied, match="list_audit_events needs admin permission"):
+    with pytest.raises(
+        PermissionDenied,
+        match=r"list_audit_events acts on the whole organization and needs an organization owner or admin; "
+        r"you are an organization member \(environment grants do not count here\)$",
+    ):
         await _list(chain, member)
     last = (await chain.events())[-1]
     assert (last.action, last.outcome, last.actor_name) == ("audit.list", "denied", "member-bot")
