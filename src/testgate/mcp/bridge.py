@@ -202,7 +202,7 @@ class Headers:
         return {}
 
 
-class Unreachable(httpx2.AsyncBaseTransport):
+class ClientFacingErrors(httpx2.AsyncBaseTransport):
     """What the local client is told when the server cannot answer its request: a server that can't be reached
     answers 502 with a JSON-RPC error, and a refusal of the credentials (401) carries one too, so the client
     (an agent, often) reads why instead of a bare "error response". The bridge stays up."""
@@ -247,7 +247,7 @@ def http_client(out: Outbound, endpoint: str, auth: httpx2.Auth) -> httpx2.Async
     inner = httpx2.AsyncHTTPTransport(verify=out.ssl_context(), proxy=out.proxy_for(endpoint), trust_env=False)
     return httpx2.AsyncClient(
         auth=auth,
-        transport=Unreachable(inner),
+        transport=ClientFacingErrors(inner),
         trust_env=False,
         follow_redirects=False,
         timeout=httpx2.Timeout(30, read=READ_SECONDS),

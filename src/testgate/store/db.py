@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 SQLITE_WAIT_SECONDS = 15.0
 _DURABILITY_SETTINGS = ("synchronous_commit", "fsync")
-_DURABILITY = text("SELECT current_setting('synchronous_commit'), current_setting('fsync')")
+_DURABILITY = text("SELECT " + ", ".join(f"current_setting('{name}')" for name in _DURABILITY_SETTINGS))
 
 
 def normalize_url(url: str) -> str:
