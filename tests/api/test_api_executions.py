@@ -126,7 +126,13 @@ async def test_tags_are_patched_and_a_finished_execution_cannot_be_aborted(
     assert [e["path"] for e in unknown_field.json()["errors"]] == ["surprise"]
 
 
-async def test_a_dashboard_link_points_into_the_console(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+async def test_a_dashboard_link_points_into_the_console(
+    client: httpx.AsyncClient, admin: dict[str, str], create_workflow: Create
+) -> None:
+    await create_workflow("smoke", steps=STEPS)
     response = await client.get(f"{API}/dashboard-url", params={"kind": "workflow", "ref": "smoke"}, headers=admin)
+    missing = await client.get(f"{API}/dashboard-url", params={"kind": "workflow", "ref": "nope"}, headers=admin)
 
     assert response.json() == {"url": "http://127.0.0.1:8080/ui/acme/dev/workflows/smoke"}
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "workflow 'nope' not found in environment 'dev'"

@@ -104,6 +104,33 @@ async def test_a_domain_error_is_an_is_error_result_an_agent_can_act_on(connect:
     assert "surprise" in text_of(extra)
 
 
+async def test_a_name_that_matches_nothing_is_not_found_rather_than_an_empty_answer(
+    connect: Any, admin: str, mode: str, flow: str
+) -> None:
+    async with connect(admin, mode=mode) as client:
+        assert not (await client.call_tool("create_workflow", {"definition": flow})).is_error
+        never_ran = await client.call_tool("list_executions", {"workflow": "smoke"})
+        typo = await client.call_tool("list_executions", {"workflow": "smoek"})
+        run = (await client.call_tool("run_workflow", {"name": "smoke"})).structured_content
+        by_number = await client.call_tool("build_dashboard_url", {"kind": "execution", "ref": "smoke#1"})
+        links = {
+            kind: await client.call_tool("build_dashboard_url", {"kind": kind, "ref": "nope"})
+            for kind in ("workflow", "execution", "test_case")
+        }
+        listing = await client.call_tool("build_dashboard_url", {"kind": "executions"})
+    # An existing workflow that never ran is an empty page; a name nothing knows is an error naming it.
+    assert never_ran.structured_content == {"executions": [], "next_cursor": None}
+    assert typo.is_error
+    assert text_of(typo).startswith("not_found: workflow 'smoek' not found")
+    # A link names the execution by id, however it was asked for, and never points at nothing.
+    assert by_number.structured_content["url"].endswith(f"/ui/acme/dev/executions/{run['id']}")
+    for kind, answer in links.items():
+        assert answer.is_error, kind
+        assert text_of(answer).startswith("not_found: "), kind
+        assert "'nope' not found in environment 'dev'" in text_of(answer), kind
+    assert listing.structured_content["url"].endswith("/ui/acme/dev/executions")
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

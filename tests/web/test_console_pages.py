@@ -335,6 +335,10 @@ async def test_executions_are_listed_newest_first_in_keyset_pages(
     assert "ci #1<" in second.text
     assert "ci #27" not in second.text
     assert 'rel="next"' not in second.text
+    typo = await client.get("/ui/acme/dev/executions?workflow=cj")
+    assert typo.status_code == 200  # the filter form stays, saying why nothing is listed
+    assert "workflow &#39;cj&#39; not found in environment &#39;dev&#39;" in typo.text
+    assert 'value="cj"' in typo.text
 
 
 async def test_an_artifact_downloads_as_a_sandboxed_attachment_after_an_audited_read(

@@ -12,7 +12,7 @@ from testgate.errors import Conflict, InvalidInput
 from testgate.operations.context import OpContext
 from testgate.operations.models import ExecutionDetail, ExecutionSummary, StepInfo
 from testgate.operations.registry import operation
-from testgate.platform import executions, links, logs
+from testgate.platform import executions, links, logs, workflows
 from testgate.runner import state
 from testgate.store.executions import ExecutionRow
 
@@ -55,7 +55,8 @@ class ExecutionList(BaseModel):
 )
 async def list_executions(ctx: OpContext, args: ListExecutionsIn) -> ExecutionList:
     """List executions newest first, filtered by workflow, status, tags, time or text, with test
-    counts. Pages hold 'limit' items (default 20); pass next_cursor to continue."""
+    counts. Pages hold 'limit' items (default 20); pass next_cursor to continue. A workflow name that
+    neither exists nor has executions is an error (check it with list_workflows)."""
     page = await executions.list_page(
         ctx.db,
         ctx.env,
@@ -67,6 +68,10 @@ async def list_executions(ctx: OpContext, args: ListExecutionsIn) -> ExecutionLi
         limit=args.limit,
         cursor=args.cursor,
     )
+    if args.workflow and not page.rows and args.cursor is None:
+        # Nothing at all for a name: say whether the workflow exists, so a typo is not read as "it never
+        # ran". A deleted workflow's executions stay listed under its name.
+        await workflows.get(ctx.db, ctx.env, args.workflow)
     tags = await executions.tags_of(ctx.db, [r.id for r in page.rows])
     return ExecutionList(
         executions=[ExecutionSummary.of(r, tags[r.id]) for r in page.rows], next_cursor=page.next_cursor

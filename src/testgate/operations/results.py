@@ -12,7 +12,7 @@ from testgate.operations.context import OpContext
 from testgate.operations.executions import ExecutionRef
 from testgate.operations.models import ExecutionSummary
 from testgate.operations.registry import operation
-from testgate.platform import analytics, artifacts, executions, links, results, workflows
+from testgate.platform import analytics, artifacts, executions, links, results, testcases, workflows
 
 
 class _In(BaseModel):
@@ -269,11 +269,22 @@ class DashboardOut(BaseModel):
 )
 async def build_dashboard_url(ctx: OpContext, args: DashboardIn) -> DashboardOut:
     """Build a link to the web console for a workflow, an execution, a test case or a list, to hand
-    to a person."""
+    to a person. The workflow, execution or test case must exist here (an execution may be named
+    'workflow-name#number'; the link uses its id)."""
+    ref = args.ref
+    if ref and args.kind in ("workflow", "execution", "test_case"):
+        ref = await _existing(ctx, args.kind, ref)
     try:
-        url = links.console_url(
-            ctx.platform.settings.base_url, ctx.organization.slug, ctx.env.slug, args.kind, args.ref
-        )
+        url = links.console_url(ctx.platform.settings.base_url, ctx.organization.slug, ctx.env.slug, args.kind, ref)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     return DashboardOut(url=url)
+
+
+async def _existing(ctx: OpContext, kind: links.LinkKind, ref: str) -> str:
+    """What a link to ``kind`` ``ref`` points at, or NotFound: a link to nothing sends a person to an error."""
+    if kind == "workflow":
+        return (await workflows.get(ctx.db, ctx.env, ref)).name
+    if kind == "execution":
+        return (await executions.get(ctx.db, ctx.env, ref)).id
+    return (await testcases.get(ctx.db, ctx.env, ref)).id

@@ -51,7 +51,11 @@ async def executions(
     filters = forms.optional({"workflow": workflow, "tags": tags, "text": text}, "workflow", "tags", "text")
     args: dict[str, object] = {**filters, "limit": PAGE, "status": chosen or None}
     args["since"] = forms.utc_time(since, "since")
-    listed = await c.run(ExecutionList, "execution.list", args | ({"cursor": cursor} if cursor else {}))
+    missing = None
+    try:
+        listed = await c.run(ExecutionList, "execution.list", args | ({"cursor": cursor} if cursor else {}))
+    except NotFound as exc:  # a workflow filter naming nothing: the form stays, with why the list is empty
+        listed, missing = ExecutionList(executions=[], next_cursor=None), str(exc)
     query = [(k, v) for k, v in (("workflow", workflow), ("tags", tags), ("since", since), ("text", text)) if v]
     query += [("status", s) for s in chosen]
     more = urlencode([*query, ("cursor", listed.next_cursor)]) if listed.next_cursor else None
@@ -65,6 +69,7 @@ async def executions(
         filters={"workflow": workflow, "tags": tags, "since": since, "text": text},
         next_page=f"?{more}" if more else None,
         paged=bool(cursor),
+        missing=missing,
     )
 
 
