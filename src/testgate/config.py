@@ -217,7 +217,10 @@ class Settings(BaseSettings):
     @field_validator("data_dir", "config_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
-        return value.expanduser()
+        value = value.expanduser()
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a directory")
+        return value
 
     @property
     def shared_redis_url(self) -> str | None:

@@ -47,6 +47,14 @@ class Conflict(TestgateError):
     code: ClassVar[str] = "conflict"
 
 
+def validation_message(error: Any) -> str:
+    """pydantic's message for one of a ``ValidationError``'s errors, in the validator's own words: without
+    the "Value error, " pydantic puts before a ``ValueError``'s text, and "unknown field" for an extra one."""
+    if error.get("type") == "extra_forbidden":
+        return "unknown field"
+    return str(error.get("msg", "")).removeprefix("Value error, ")
+
+
 @dataclass
 class FieldError:
     """One validation problem: ``path`` is like ``spec.steps[1].timeout``."""

@@ -127,6 +127,19 @@ async def test_a_member_revokes_their_own_token_but_not_someone_elses(team: Peop
     assert (await team.last_event("token.revoke")).outcome == "allowed"
 
 
+async def test_a_read_only_token_revokes_itself_but_not_its_creators_stronger_tokens(team: People, mint: Mint) -> None:
+    reader = await team.token_principal(await mint("mia@acme.test", environments={"dev": "read"}))
+    writer = await team.token_principal(await mint("mia@acme.test", environments={"dev": "write"}))
+    ci = (await team.token_principal(await mint("mia@acme.test", environments={"dev": "run"}))).id
+
+    with pytest.raises(PermissionDenied, match="this API token holds read at most") as refused:
+        await team.call(reader, "token.revoke", {"id": ci})
+    assert refused.value.details == {"required": "write", "held": "read"}
+    assert (await team.last_event("token.revoke")).outcome == "denied"
+    assert (await team.call(writer, "token.revoke", {"id": ci})).status == "revoked"
+    assert (await team.call(reader, "token.revoke", {"id": reader.id})).status == "revoked"
+
+
 async def test_an_admin_revokes_any_token_but_only_the_creator_rotates_it(team: People, mint: Mint) -> None:
     token_id = (await team.token_principal(await mint("mia@acme.test", environments={"dev": "read"}))).id
 

@@ -100,3 +100,41 @@ def test_audit_purge_without_a_terminal_needs_yes(cli: AuditCli) -> None:
     events = cli.json("audit", "list", "--action", "audit.purge")["events"]
     assert [e["outcome"] for e in events] == ["allowed", "denied"]
     assert events[0]["confirmation"] == "explicit"
+
+
+def test_audit_list_shows_each_outcome_by_its_own_name(cli: AuditCli) -> None:
+    cli.ok("workflow", "list")
+    assert cli("workflow", "get", "nope").exit_code == 1
+    table = cli.ok("audit", "list", "--action", "workflow.").stdout
+    assert "allowed" in table
+    assert "error" in table
+    assert "passed" not in table
+    assert "local:local:" not in table
+
+
+def test_an_export_to_a_path_that_cannot_be_written_fails_before_it_is_audited(cli: AuditCli, tmp_path: Path) -> None:
+    cli.ok("workflow", "list")
+    missing = cli("audit", "export", "--file", str(tmp_path / "no-such-dir" / "audit.jsonl"))
+    kept = tmp_path / "kept.txt"
+    kept.write_text("precious")
+    (tmp_path / "link.jsonl").symlink_to(kept)
+    linked = cli("audit", "export", "--file", str(tmp_path / "link.jsonl"))
+
+    assert missing.exit_code == 1
+    assert "cannot write" in missing.stderr
+    assert "No such file or directory" in missing.stderr
+    assert linked.exit_code == 1
+    assert "symbolic link" in linked.stderr
+    assert kept.read_text() == "precious"
+    actions = [e["action"] for e in cli.json("audit", "list")["events"]]
+    assert "audit.export" not in actions  # nothing was exported, so nothing was audited as exported
+
+
+def test_a_refused_export_leaves_an_existing_file_as_it_was_and_creates_none(cli: AuditCli, tmp_path: Path) -> None:
+    existing, fresh = tmp_path / "existing.jsonl", tmp_path / "fresh.jsonl"
+    existing.write_text("yesterday's export\n")
+    for target in (existing, fresh):
+        refused = cli("audit", "export", "--format", "xml", "--file", str(target))
+        assert refused.exit_code == 1, refused.output
+    assert existing.read_text() == "yesterday's export\n"
+    assert not fresh.exists()

@@ -243,3 +243,17 @@ def test_the_quick_look_before_the_token_pattern_never_skips_a_token() -> None:
         text = " ".join(rng.choice(pieces) for _ in range(rng.randint(0, 4)))
         text = "".join(c.upper() if rng.random() < 0.1 else c for c in text)
         assert scrub_text(text) == _TOKENS.sub(_mask, text), text
+
+
+def test_a_secret_field_left_empty_is_recorded_as_not_given() -> None:
+    """An invitation without a password records ``"password": null``, not a mask hiding that none was set."""
+    from testgate.audit.recorder import cleaned, redact
+
+    arguments = {"email": "ada@example.com", "password": None, "token": "", "nested": {"secret": None}}
+    for clean in (cleaned, redact):
+        assert clean(arguments) == {
+            "email": "ada@example.com",
+            "password": None,
+            "token": "***",
+            "nested": {"secret": None},
+        }

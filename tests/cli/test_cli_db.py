@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+
 from testgate.store.migrate import head_revision
 
 
@@ -26,3 +28,9 @@ def test_upgrade_is_idempotent(cli) -> None:
     again = cli.ok("db", "upgrade")
 
     assert again.stdout.strip() == f"{head_revision()} (head)"
+
+
+def test_a_data_directory_a_db_command_creates_is_its_owners_alone(cli) -> None:
+    cli.ok("db", "upgrade")
+
+    assert stat.S_IMODE(cli.data_dir.stat().st_mode) == 0o700  # it holds the password hashes and the audit log

@@ -59,3 +59,17 @@ def test_an_invalid_setting_is_named_with_its_reason_and_exit_code_2_without_a_s
     assert secret not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists()  # nothing was started, nothing was created
+
+
+def test_a_data_directory_naming_a_file_is_an_invalid_setting_not_a_traceback(tmp_path) -> None:
+    file = tmp_path / "not-a-directory"
+    file.write_text("keep me")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")}, "TESTGATE_DATA_DIR": str(file)}
+    run = [sys.executable, "-c", "from testgate.cli.main import main; main()", "workflow", "list"]
+    done = subprocess.run(run, capture_output=True, text=True, env=env, timeout=120)
+
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())
+    assert f"data_dir (TESTGATE_DATA_DIR): {file} exists and is not a directory" in said
+    assert "Traceback" not in done.stderr
+    assert file.read_text() == "keep me"

@@ -13,6 +13,8 @@ def test_invite_prints_a_one_time_link_on_stdout_alone(cli) -> None:
     assert link.startswith("http")
     assert "/invite?token=" in link
     assert "works once" in cli.said(result)
+    assert f"the link assumes the server is at {link.partition('/invite')[0]}" in cli.said(result)
+    assert "set TESTGATE_PUBLIC_URL" in cli.said(result)
     (member,) = cli.json("member", "list")["members"]
     assert (member["email"], member["role"], member["grants"], member["invitation_pending"]) == (
         "nia@acme.test",

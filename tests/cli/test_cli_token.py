@@ -82,6 +82,8 @@ def test_revoking_an_unknown_token_is_not_found(cli) -> None:
         (["--role", "admin", "--env", "dev:run"], 2, "an admin token holds every environment"),
         (["--env", "dev:run", "--expires", "P1M"], 2, "use weeks, days, hours"),
         (["--env", "dev:run", "--expires", "2001-01-01"], 2, "is not in the future"),
+        (["--env", "dev:run", "--expires", "P99999999D"], 2, "ends after the year 9999"),
+        (["--env", "dev:run", "--expires", "PT99999999999H"], 2, "is longer than any expiry or grace period"),
     ],
 )
 def test_a_bad_token_request_is_refused_and_issues_nothing(cli, args, code, message) -> None:

@@ -59,6 +59,16 @@ async def test_sign_in_and_token_endpoints_have_a_stricter_bucket_per_address(li
     assert elsewhere.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/oauth/revoke", "/invite"])
+async def test_revocation_and_invitations_count_in_the_sign_in_bucket(live_server: Any, path: str) -> None:
+    """/oauth/revoke checks client secrets and /invite one-time secrets: guesses are limited like sign-ins."""
+    async with live_server(http=HttpSettings(rate_limit_auth="2/hour")) as live:
+        tries = [(await live.http.post(path, data={"client_id": "x", "token": "y"})).status_code for _ in range(3)]
+
+    assert 429 not in tries[:2]
+    assert tries[2] == 429
+
+
 async def test_requests_without_a_token_share_their_address_bucket(live_server: Any) -> None:
     async with live_server(http=HttpSettings(rate_limit_address="2/hour")) as live:
         answers = [(await live.http.get(WORKFLOWS)).status_code for _ in range(3)]

@@ -76,11 +76,16 @@ def digest(token: str) -> str:
 
 
 def parse_duration(text: str) -> timedelta | None:
-    """``P30D`` -> 30 days; None unless ``text`` is an ISO 8601 duration of weeks, days, hours, minutes, seconds."""
+    """``P30D`` -> 30 days; None unless ``text`` is an ISO 8601 duration of weeks, days, hours, minutes, seconds.
+
+    ``ValueError`` for one longer than a ``timedelta`` holds (about 2.7 million years)."""
     match = _DURATION.match(text.strip().upper())
     if match is None or not any(match.groupdict().values()):
         return None
-    return timedelta(**{unit: int(n) for unit, n in match.groupdict().items() if n})
+    try:
+        return timedelta(**{unit: int(n) for unit, n in match.groupdict().items() if n})
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any expiry or grace period can be") from None
 
 
 def _moment(text: str) -> datetime:
@@ -102,6 +107,8 @@ def parse_expiry(text: str, now: datetime) -> datetime:
         raise ValueError(f"{text!r}: use weeks, days, hours, minutes or seconds (P30D, PT12H, P2W, P1DT6H)")
     try:
         moment = now + delta if delta is not None else _moment(text.strip())
+    except OverflowError:
+        raise ValueError(f"{text!r} ends after the year 9999") from None
     except ValueError:
         raise ValueError(f"{text!r} is neither a duration (P30D) nor a date (2027-01-01)") from None
     if moment <= now:

@@ -161,6 +161,17 @@ def issue_invite(user: User, now: datetime | None = None) -> str:
     return secret
 
 
+async def invited_user(session: AsyncSession, secret: str, *, now: datetime | None = None) -> User:
+    """The user a still valid invitation secret belongs to (the invitation page's form); ``redeem_invite``'s
+    errors otherwise."""
+    user = await session.scalar(select(User).where(User.invite_hash == hash_secret(secret)))
+    if user is None or user.invite_expires_at is None:
+        raise NotFound("this invitation link is not valid (it may have been used already)")
+    if user.invite_expires_at <= (now or utcnow()):
+        raise Conflict("this invitation link has expired; ask an admin for a new one")
+    return user
+
+
 async def redeem_invite(session: AsyncSession, secret: str, *, password: str, now: datetime | None = None) -> User:
     """Set the invited user's password from the link's secret, exactly once even under concurrent submissions.
 
@@ -168,11 +179,7 @@ async def redeem_invite(session: AsyncSession, secret: str, *, password: str, no
     """
     check_password(password)
     hashed = hash_secret(secret)
-    user = await session.scalar(select(User).where(User.invite_hash == hashed))
-    if user is None or user.invite_expires_at is None:
-        raise NotFound("this invitation link is not valid")
-    if user.invite_expires_at <= (now or utcnow()):
-        raise Conflict("this invitation link has expired; ask an admin for a new one")
+    user = await invited_user(session, secret, now=now)
     password_hash = await anyio.to_thread.run_sync(hash_password, password)
     result = await session.execute(
         update(User)

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from fastapi import Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from testgate.api.bodies import JSON_ONLY
 from testgate.api.context import dispatch_as, explicitly_confirmed, org_call
 from testgate.api.routing import ORG_PREFIX, org_router
 from testgate.operations.access import CreateTokenIn, TokenInfo, TokenList, TokenSecret
@@ -69,7 +70,14 @@ async def list_tokens(
     return await dispatch_as(TokenList, request, call, "token.list", {"status": status} if status else {})
 
 
-@router.post("/tokens", status_code=201, tags=["tokens"], operation_id="create_token", summary="Create an API token")
+@router.post(
+    "/tokens",
+    status_code=201,
+    tags=["tokens"],
+    operation_id="create_token",
+    summary="Create an API token",
+    dependencies=[JSON_ONLY],
+)
 async def create_token(request: Request, response: Response, call: Caller, body: CreateTokenIn) -> TokenSecret:
     """Create an API token; the response carries its secret, this once."""
     created = await dispatch_as(TokenSecret, request, call, "token.create", body.model_dump(exclude_unset=True))
@@ -85,7 +93,13 @@ async def revoke_token(request: Request, call: Caller, id: TokenId) -> TokenInfo
     return await dispatch_as(TokenInfo, request, call, "token.revoke", {"id": id})
 
 
-@router.post("/tokens/{id}/rotate", tags=["tokens"], operation_id="rotate_token", summary="Rotate an API token")
+@router.post(
+    "/tokens/{id}/rotate",
+    tags=["tokens"],
+    operation_id="rotate_token",
+    summary="Rotate an API token",
+    dependencies=[JSON_ONLY],
+)
 async def rotate_token(
     request: Request, response: Response, call: Caller, id: TokenId, body: Annotated[RotateBody | None, Body()] = None
 ) -> TokenSecret:
@@ -104,7 +118,14 @@ async def list_members(
     return await dispatch_as(MemberList, request, call, "member.list", {"role": role} if role else {})
 
 
-@router.post("/members", status_code=201, tags=["members"], operation_id="invite_member", summary="Invite a member")
+@router.post(
+    "/members",
+    status_code=201,
+    tags=["members"],
+    operation_id="invite_member",
+    summary="Invite a member",
+    dependencies=[JSON_ONLY],
+)
 async def invite_member(request: Request, response: Response, call: Caller, body: InviteIn) -> Invited:
     """Add a person with a role and environment permissions (an initial password, or an invitation link)."""
     invited = await dispatch_as(Invited, request, call, "member.invite", body.model_dump(exclude_unset=True))
@@ -113,7 +134,13 @@ async def invite_member(request: Request, response: Response, call: Caller, body
     return invited
 
 
-@router.patch("/members/{user}", tags=["members"], operation_id="update_member", summary="Change a member")
+@router.patch(
+    "/members/{user}",
+    tags=["members"],
+    operation_id="update_member",
+    summary="Change a member",
+    dependencies=[JSON_ONLY],
+)
 async def update_member(request: Request, call: Caller, user: UserRef, body: MemberPatch) -> MemberInfo:
     """Set a member's role and/or environment permissions: each is its own audited operation, role first."""
     member: MemberInfo | None = None

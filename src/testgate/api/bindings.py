@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.fields import FieldInfo
 
+from testgate.api import bodies
 from testgate.api.context import env_path, explicitly_confirmed, platform_of, rest_call
 from testgate.operations.context import Call
 from testgate.operations.dispatch import dispatch
@@ -171,4 +172,5 @@ def add(router: APIRouter, binding: Binding) -> None:
         summary=op.title,
         description=_description(op),
         tags=[_TAGS.get(op.name.partition(".")[0], "other")],
+        dependencies=[bodies.JSON_ONLY] if binding.method in _BODY_METHODS else None,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from starlette.types import Message
 
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
@@ -39,6 +39,18 @@ def json_object(data: bytes) -> dict[str, Any]:
 def unsupported(expected: str) -> HTTPException:
     """A 415 naming what the route accepts."""
     return HTTPException(415, f"unsupported content type; send {expected}")
+
+
+def json_only(request: Request) -> None:
+    """A route dependency: a body in any media type but JSON (or one without a Content-Type) is a 415, not
+    a validation error about its contents (curl's ``-d`` sends a form)."""
+    kind = media_type(request)
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if (kind or has_body) and kind != JSON_TYPE and not kind.endswith("+json"):
+        raise unsupported(JSON_TYPE)
+
+
+JSON_ONLY = Depends(json_only)
 
 
 def wants_json(request: Request) -> bool:

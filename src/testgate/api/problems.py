@@ -47,6 +47,7 @@ from testgate.errors import (
     StorageUnavailable,
     TestgateError,
     Unauthenticated,
+    validation_message,
 )
 from testgate.oauth.metadata import insufficient_scope, www_authenticate
 from testgate.oauth.scopes import scope_for_denial
@@ -186,7 +187,7 @@ async def on_validation_error(request: Request, exc: Exception) -> ProblemRespon
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return problem(request, 400, "malformed-body", "Malformed body", "the request body is not valid JSON")
-    fields = [{"path": _field_path(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in errors]
+    fields = [{"path": _field_path(tuple(e.get("loc", ()))), "message": validation_message(e)} for e in errors]
     return problem(request, 422, "invalid-input", "Invalid input", "the request is invalid", errors=fields)
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from testgate.api import access, artifacts, audit, bindings, openapi, problems, setup, uploads, workflows
+from testgate.api import access, artifacts, audit, bindings, invite, openapi, problems, setup, uploads, workflows
 from testgate.api.routing import env_router
 
 
@@ -57,3 +57,4 @@ def install(app: FastAPI) -> None:
     app.include_router(access.router)
     app.include_router(audit.router)
     app.include_router(setup.router)
+    app.include_router(invite.router)

@@ -53,12 +53,18 @@ def csrf_ok(nonce: str | None, token: str, submitted: str) -> bool:
     return bool(nonce) and hmac.compare_digest(csrf_value(nonce or "", token), submitted)
 
 
-def _page(status: int, **context: Any) -> HTMLResponse:
-    html = _templates.get_template("setup.html").render(**context)
+def page(template: str, status: int, **context: Any) -> HTMLResponse:
+    """A one-time-link page (this one, the invitation's): no scripts, no framing, no Referer."""
+    html = _templates.get_template(template).render(**context)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
-def _message(exc: TestgateError) -> str:
+def _page(status: int, **context: Any) -> HTMLResponse:
+    return page("setup.html", status, **context)
+
+
+def message(exc: TestgateError) -> str:
+    """A domain error as a sentence for the page."""
     if isinstance(exc, InvalidInput) and exc.errors:
         return "; ".join(f"{e.path}: {e.message}" for e in exc.errors).capitalize() + "."
     return exc.message[:1].upper() + exc.message[1:] + "."
@@ -76,7 +82,7 @@ async def setup_form(request: Request, token: str = "") -> HTMLResponse:
             org = await _organization(request, session)
             await users.check_setup_token(session, org, token[:MAX_TOKEN])
     except TestgateError as exc:
-        return _page(400, error=_message(exc))
+        return _page(400, error=message(exc))
     nonce = secrets.token_urlsafe(32)
     response = _page(200, form=True, org=org.name, token=token, csrf=csrf_value(nonce, token), name="", email="")
     response.set_cookie(
@@ -91,39 +97,41 @@ async def setup_form(request: Request, token: str = "") -> HTMLResponse:
     return response
 
 
-async def _fields(request: Request) -> dict[str, str]:
+async def form_fields(request: Request) -> dict[str, str]:
+    """The posted form's text fields (bounded: a handful of short fields, no files)."""
     async with request.form(max_files=0, max_fields=10, max_part_size=4096) as form:
         return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-def _form_error(fields: dict[str, str]) -> str | None:
+def form_error(fields: dict[str, str]) -> str | None:
+    """Why the password fields are not acceptable, or None."""
     if fields.get("password", "") != fields.get("password_again", ""):
         return "The two passwords do not match."
     try:
         users.check_password(fields.get("password", ""))
     except InvalidInput as exc:
-        return _message(exc)
+        return message(exc)
     return None
 
 
 @router.post("/setup", response_class=HTMLResponse)
 async def setup_submit(request: Request) -> HTMLResponse:
     """Create the owner from the form, once."""
-    fields = await _fields(request)
+    fields = await form_fields(request)
     token = fields.get("token", "")[:MAX_TOKEN]
     if not csrf_ok(request.cookies.get(CSRF_COOKIE), token, fields.get("csrf", "")):
         return _page(400, error=EXPIRED)
     again = {"form": True, "token": token, "csrf": fields["csrf"], "name": fields.get("name", "")}
     again["email"] = fields.get("email", "")
-    problem = _form_error(fields)
+    problem = form_error(fields)
     if problem:
         return _page(400, error=problem, **again)
     try:
         user, org = await _create(request, token, fields)
     except InvalidInput as exc:
-        return _page(400, error=_message(exc), **again)
+        return _page(400, error=message(exc), **again)
     except TestgateError as exc:
-        return _page(400, error=_message(exc))
+        return _page(400, error=message(exc))
     response = _page(200, done=True, org=org.name, email=user.email)
     response.delete_cookie(CSRF_COOKIE, path="/setup")
     return response

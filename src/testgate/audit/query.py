@@ -14,8 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from testgate.errors import InvalidInput
-from testgate.platform.pagination import clamp_limit, decode_cursor, encode_cursor
+from testgate.platform.pagination import clamp_limit, decode_int_cursor, encode_cursor
 from testgate.store.audit import AuditEventRow
 from testgate.store.db import Database
 from testgate.store.tenancy import Environment
@@ -78,10 +77,7 @@ async def page(
     size = clamp_limit(limit)
     stmt = _events().where(*conditions(organization_id, filters))
     if cursor:
-        (before,) = decode_cursor(cursor)
-        if not isinstance(before, int) or isinstance(before, bool):
-            raise InvalidInput("the cursor is not valid (pass back next_cursor unchanged)")
-        stmt = stmt.where(AuditEventRow.seq < before)
+        stmt = stmt.where(AuditEventRow.seq < decode_int_cursor(cursor))
     rows = list((await session.execute(stmt.order_by(AuditEventRow.seq.desc()).limit(size + 1))).all())
     if len(rows) <= size:
         return rows, None

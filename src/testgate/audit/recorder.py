@@ -64,9 +64,10 @@ _SECRET_KEY = re.compile("|".join(map(re.escape, SECRET_KEYS)))
 
 
 def redact(value: Any) -> Any:
-    """Replace the values of secret-looking fields with ``***``."""
+    """Replace the values of secret-looking fields with ``***`` (a null stays null: that no secret was given
+    is no secret, and the record should say so)."""
     if isinstance(value, dict):
-        return {k: "***" if _secret_key(k) else redact(v) for k, v in value.items()}
+        return {k: "***" if _secret_key(k) and v is not None else redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
@@ -86,7 +87,7 @@ def cleaned(value: Any) -> Any:
     if kind is str:
         return scrub_text(value)
     if kind is dict:
-        return {k: "***" if _secret_key(k) else cleaned(v) for k, v in value.items()}
+        return {k: "***" if _secret_key(k) and v is not None else cleaned(v) for k, v in value.items()}
     if kind is list:
         return [cleaned(v) for v in value]
     if value is None or kind is int or kind is bool or kind is float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
@@ -32,7 +33,7 @@ Action = Annotated[
 Outcome = Annotated[str | None, typer.Option("--outcome", help="Only allowed, denied or error.")]
 Output = Annotated[Format, OutputOption]
 # Audit exports carry who did what: only their owner may read the file.
-_EXPORT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+_EXPORT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _filters(
@@ -78,13 +79,18 @@ def list_(
     output.table(
         ["seq", "time", "actor", "via", "action", "env", "outcome", "reason"],
         [
-            (e.seq, e.time, f"{e.actor.type}:{e.actor.name}", e.transport, e.action, e.environment,
-             output.status({"allowed": "passed", "denied": "failed"}.get(e.outcome, e.outcome)), e.reason)
+            (e.seq, e.time, _actor(e.actor.type, e.actor.name), e.transport, e.action, e.environment,
+             output.status(e.outcome), e.reason)
             for e in found.events
         ],
     )  # fmt: skip
     if found.next_cursor:
         output.note(f"more events: --cursor {escape(found.next_cursor)}")
+
+
+def _actor(kind: str, name: str) -> str:
+    """``token:ci-bot``; a name that already says its kind (``local:root``) is shown as it is."""
+    return name if name.startswith(f"{kind}:") else f"{kind}:{name}"
 
 
 @app.command("export")
@@ -104,25 +110,62 @@ def export_(
 ) -> None:
     """Export audit events, oldest first, as JSON Lines, CSV or OCSF (streamed)."""
     args = _filters(since, until, env, actor, action, outcome) | {"format": fmt}
-    run(_export(Target(data_dir, org), args, file))
+    with _ExportFile(file) as out:
+        run(_export(Target(data_dir, org), args, out))
     if file is not None:
         output.note(f"exported to {escape(str(file))}")
 
 
-async def _export(target: Target, args: dict[str, Any], file: Path | None) -> None:
+async def _export(target: Target, args: dict[str, Any], out: _ExportFile) -> None:
     async with connect(target) as client:
         # Authorized and audited first; only then is a single event read.
         plan = await client.op("audit.export", args, ExportPlan)
         chunks = export.stream(client.platform.db, plan.organization_id, plan.format, plan.filters())
-        with _open(file) as out:
+        with out.start() as stream:
             async for chunk in chunks:
-                out.write(chunk)
+                stream.write(chunk)
 
 
-def _open(file: Path | None) -> AbstractContextManager[TextIO]:
-    if file is None:
-        return nullcontext(sys.stdout)
-    return os.fdopen(os.open(file, _EXPORT_FLAGS, 0o600), "w", encoding="utf-8", newline="")
+class _ExportFile:
+    """Where an export goes: stdout, or a file opened before the export is asked for.
+
+    A path that cannot be written (a missing directory, a symlink, no permission) ends the command before
+    the export is authorized and audited. The file is emptied only once the export is allowed, and one
+    this command created is removed again if the export does not happen.
+    """
+
+    def __init__(self, file: Path | None) -> None:
+        self.file, self._fd, self._created = file, -1, False
+
+    def __enter__(self) -> _ExportFile:
+        if self.file is None:
+            return self
+        self._created = not os.path.lexists(self.file)
+        try:
+            self._fd = os.open(self.file, _EXPORT_FLAGS, 0o600)
+        except OSError as exc:
+            output.note(f"[bold red]error:[/] cannot write {escape(str(self.file))}: {escape(_why(exc))}")
+            raise typer.Exit(1) from None
+        return self
+
+    def start(self) -> AbstractContextManager[TextIO]:
+        if self._fd < 0:
+            return nullcontext(sys.stdout)
+        os.ftruncate(self._fd, 0)
+        fd, self._fd, self._created = self._fd, -1, False
+        return os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd >= 0:  # the export never started: leave no trace of it
+            os.close(self._fd)
+            if self._created and self.file is not None:
+                self.file.unlink(missing_ok=True)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "it is a symbolic link (exports are not written through links)"
+    return exc.strerror or str(exc)
 
 
 @app.command()

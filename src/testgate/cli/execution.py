@@ -107,7 +107,9 @@ def get(id: Id, data_dir: DataDir = None, org: Org = None, env: Env = None, fmt:
 def logs(
     id: Id,
     tail: Annotated[int, typer.Option("--tail", "-n", min=1, max=5000, help="The last N lines.")] = 100,
-    grep: Annotated[str | None, typer.Option("--grep", "-g", help="Only lines matching this regex.")] = None,
+    grep: Annotated[
+        str | None, typer.Option("--grep", "-g", help="Only lines matching this regex (RE2 syntax).")
+    ] = None,
     step: Annotated[int | None, typer.Option("--step", min=0, help="Only step N's lines (0 is the first).")] = None,
     follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until it ends.")] = False,
     data_dir: DataDir = None,

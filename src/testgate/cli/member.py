@@ -98,7 +98,8 @@ def invite(
     }
     if password_stdin:
         args["password"] = sys.stdin.readline().rstrip("\r\n")
-    invited = call(Target(data_dir, org), "member.invite", args, Invited)
+    target = Target(data_dir, org)
+    invited = call(target, "member.invite", args, Invited)
     if fmt is Format.json:
         return output.emit_json(invited)
     member = invited.member
@@ -109,6 +110,13 @@ def invite(
         expires = f"{invited.invite_expires_at:%Y-%m-%d %H:%M} UTC" if invited.invite_expires_at else "soon"
         output.note(f"[bold]Send them this link to set a password; it works once, until {expires}:[/]")
         output.echo(invited.invite_url)
+        settings = target.settings()
+        if not settings.public_url:
+            # The CLI cannot know where the server listens: the link assumes this configuration's host and port.
+            output.note(
+                f"the link assumes the server is at {escape(settings.base_url)}; if it is not, set "
+                "TESTGATE_PUBLIC_URL (or TESTGATE_PORT) as the server has it and invite again"
+            )
 
 
 @app.command("set-role")

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from testgate.config import env_variable
-from testgate.errors import InvalidInput, TestgateError
+from testgate.errors import InvalidInput, TestgateError, validation_message
 
 err = Console(stderr=True, highlight=False)
 PIPE_WIDTH = 10_000
@@ -116,7 +116,8 @@ def invalid_settings(exc: ValidationError) -> None:
     for problem in exc.errors(include_input=False, include_url=False):
         path = [str(part) for part in problem["loc"]]
         variable = env_variable(*path)
-        err.print(f"  [red]{escape('.'.join(path))}[/] ({escape(variable)}): {escape(problem['msg'])}", soft_wrap=True)
+        reason = validation_message(problem)
+        err.print(f"  [red]{escape('.'.join(path))}[/] ({escape(variable)}): {escape(reason)}", soft_wrap=True)
 
 
 def duration(ms: int | None) -> str:
@@ -141,6 +142,9 @@ STATUS_STYLE = {
     "active": "green",
     "expired": "yellow",
     "revoked": "red",
+    "allowed": "green",  # audit outcomes
+    "denied": "red",
+    "error": "red",
 }
 
 

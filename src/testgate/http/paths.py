@@ -4,11 +4,11 @@
     REST environments   /api/v1/organizations/{org}/environments/{env}/...               uploads allowed
     long poll           .../environments/{env}/wait                                      own timeout (<= 900 s)
     sign-in and tokens  /oauth/token, /oauth/authorize, /oauth/login, /oauth/register,
-                        /login, /setup                                                   stricter rate limit
+                        /oauth/revoke, /login, /setup, /invite                           stricter rate limit
     open to any origin  /.well-known/..., /oauth/jwks.json, /oauth/token, /oauth/register,
                         /oauth/revoke                                                    CORS * (oauth.routes)
     probes              /healthz, /readyz                                                no Host check, no limit
-    pages               everything else (console, sign-in, consent, setup)               HTML forms
+    pages               everything else (console, sign-in, consent, setup, invite)       HTML forms
 
 The OAuth paths mirror ``testgate.oauth.routes``, which answers those with ``Access-Control-Allow-Origin: *``.
 """
@@ -23,7 +23,18 @@ _REST_ENV = re.compile(r"^/api/v1/organizations/[^/]+/environments/[^/]+/")
 _LONG_POLL = re.compile(r"^/api/v1/organizations/[^/]+/environments/[^/]+/wait$")
 _ORG = re.compile(r"^(?:/api/v1)?/organizations/([^/]+)(?:/|$)")
 
-SIGN_IN = frozenset({"/oauth/token", "/oauth/authorize", "/oauth/login", "/oauth/register", "/login", "/setup"})
+SIGN_IN = frozenset(
+    {
+        "/oauth/token",
+        "/oauth/authorize",
+        "/oauth/login",
+        "/oauth/register",
+        "/oauth/revoke",
+        "/login",
+        "/setup",
+        "/invite",
+    }
+)
 OPEN_ORIGIN = frozenset({"/oauth/jwks.json", "/oauth/token", "/oauth/register", "/oauth/revoke"})
 PROBES = frozenset({"/healthz", "/readyz"})
 METRICS = "/metrics"

@@ -186,10 +186,25 @@ def _check_writes(principal: Principal) -> None:
 
 
 def _check_manage(principal: Principal, row: ApiTokenRow) -> None:
-    """Owners and admins manage every token; members their own."""
+    """Owners and admins manage every token; members their own. An API token acting for its creator must
+    itself hold write somewhere, unless it acts on itself: a leaked read-only token must not be able to
+    revoke the creator's CI tokens."""
     _check_writes(principal)
     if not principal.is_org_admin and (row.created_by is None or row.created_by != tokens.person_of(principal)):
         raise PermissionDenied("only owners, admins and the token's creator can manage it")
+    if principal.kind == "api_token" and row.id != principal.id and _highest(principal) < Permission.WRITE:
+        raise PermissionDenied(
+            f"this API token holds {_highest(principal).label} at most; managing other tokens needs a token with "
+            "write access, or the creator themselves (CLI, console or OAuth)",
+            details={"required": Permission.WRITE.label, "held": _highest(principal).label},
+        )
+
+
+def _highest(principal: Principal) -> Permission:
+    """The most a principal may do in any environment."""
+    if principal.is_org_admin:
+        return Permission.ADMIN
+    return min(max(principal.grants.values(), default=Permission.NONE), principal.cap)
 
 
 @operation(

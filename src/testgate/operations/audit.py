@@ -10,14 +10,16 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from testgate.access.principal import Permission
 from testgate.audit import export, query, recorder, retention
 from testgate.audit.verify import verify
 from testgate.operations.context import OpContext
+from testgate.operations.models import UtcTime
 from testgate.operations.registry import Confirmation, operation
 from testgate.platform import tenancy
+from testgate.platform.pagination import MAX_KEY
 
 Outcome = Literal["allowed", "denied", "error"]
 
@@ -27,19 +29,14 @@ class _In(BaseModel):
 
 
 class AuditFilter(_In):
-    since: datetime | None = Field(default=None, description="events at or after this time (UTC unless an offset)")
-    until: datetime | None = Field(default=None, description="events before this time (UTC unless an offset)")
+    since: UtcTime | None = Field(default=None, description="events at or after this time (UTC unless an offset)")
+    until: UtcTime | None = Field(default=None, description="events before this time (UTC unless an offset)")
     environment: str | None = Field(default=None, max_length=63, description="environment id (slug)")
     actor: str | None = Field(default=None, max_length=320, description="the actor's id or name")
     action: str | None = Field(
         default=None, max_length=64, description="an action ('workflow.run') or a prefix ending in '.' ('workflow.')"
     )
     outcome: Outcome | None = None
-
-    @field_validator("since", "until")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     @model_validator(mode="after")
     def _ordered(self) -> AuditFilter:
@@ -139,7 +136,9 @@ async def list_events(ctx: OpContext, args: ListAuditIn) -> AuditEventList:
 
 
 class VerifyIn(_In):
-    anchor_seq: int | None = Field(default=None, ge=1, description="seq of an event whose hash was kept elsewhere")
+    anchor_seq: int | None = Field(
+        default=None, ge=1, le=MAX_KEY, description="seq of an event whose hash was kept elsewhere"
+    )
     anchor_hash: str | None = Field(default=None, pattern="^[0-9a-f]{64}$", description="that event's hash")
 
     @model_validator(mode="after")

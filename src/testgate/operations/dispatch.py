@@ -37,6 +37,7 @@ from testgate.errors import (
     PermissionDenied,
     TestgateError,
     Unauthenticated,
+    validation_message,
 )
 from testgate.http import metrics
 from testgate.operations.context import Call, OpContext
@@ -57,10 +58,7 @@ def parse_input(op: Operation[Any, Any], raw: Mapping[str, Any] | BaseModel | No
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            FieldError(".".join(str(p) for p in e["loc"]), str(e["msg"]).removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
+        errors = [FieldError(".".join(str(p) for p in e["loc"]), validation_message(e)) for e in exc.errors()]
         raise InvalidInput(f"invalid arguments for {op.tool}", errors=errors) from None
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from testgate.access.principal import Permission
 from testgate.errors import Conflict, InvalidInput
 from testgate.operations.context import OpContext
-from testgate.operations.models import ExecutionDetail, ExecutionSummary, StepInfo
+from testgate.operations.models import ExecutionDetail, ExecutionSummary, StepInfo, UtcTime
 from testgate.operations.registry import operation
 from testgate.platform import executions, links, logs, workflows
+from testgate.platform.pagination import MAX_KEY
 from testgate.runner import state
 from testgate.store.executions import ExecutionRow
 
@@ -32,7 +32,7 @@ class ListExecutionsIn(_In):
         default=None, description="any of queued, running, passed, failed, aborted, timed_out"
     )
     tags: str | None = Field(default=None, description="tag selector: 'branch=main,nightly'")
-    since: datetime | None = Field(default=None, description="created at or after (ISO 8601)")
+    since: UtcTime | None = Field(default=None, description="created at or after (ISO 8601; UTC unless an offset)")
     text: str | None = Field(default=None, description="substring of the workflow name or failure reason")
     limit: int = Field(default=20, ge=1, le=500, description="page size (newest first)")
     cursor: str | None = Field(default=None, description="next_cursor from the previous page")
@@ -120,10 +120,16 @@ async def get_execution(ctx: OpContext, args: ExecutionIn) -> ExecutionDetail:
 class LogsIn(_In):
     id: str = ExecutionRef
     tail: int = Field(default=100, ge=1, le=5000, description="last N lines (default 100)")
-    start: int | None = Field(default=None, ge=1, description="first line number (inclusive); overrides tail")
-    end: int | None = Field(default=None, ge=1, description="last line number (inclusive)")
-    step: int | None = Field(default=None, ge=0, description="only this step's lines (0-based index)")
-    grep: str | None = Field(default=None, max_length=500, description="regular expression to search for")
+    start: int | None = Field(
+        default=None, ge=1, le=MAX_KEY, description="first line number (inclusive); overrides tail"
+    )
+    end: int | None = Field(default=None, ge=1, le=MAX_KEY, description="last line number (inclusive)")
+    step: int | None = Field(default=None, ge=0, le=MAX_KEY, description="only this step's lines (0-based index)")
+    grep: str | None = Field(
+        default=None,
+        max_length=500,
+        description="regular expression to search for (RE2: Python's syntax without backreferences or lookaround)",
+    )
     context: int = Field(default=0, ge=0, le=20, description="lines of context around each grep match")
     max_matches: int = Field(default=50, ge=1, le=500)
 

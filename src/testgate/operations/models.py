@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from testgate.store.executions import ExecutionRow, StepRow
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# A time an input names: one without an offset is UTC (``2026-12-07`` is midnight UTC), never a naive value.
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class TestCounts(BaseModel):

@@ -13,6 +13,7 @@ from testgate.operations.executions import ExecutionRef
 from testgate.operations.models import ExecutionSummary
 from testgate.operations.registry import operation
 from testgate.platform import analytics, artifacts, executions, links, results, testcases, workflows
+from testgate.platform.pagination import MAX_KEY
 
 
 class _In(BaseModel):
@@ -49,9 +50,11 @@ async def list_artifacts(ctx: OpContext, args: ExecutionIn) -> ArtifactList:
 class ReadArtifactIn(_In):
     id: str = ExecutionRef
     path: str = Field(min_length=1, max_length=1024, description="the artifact's path as listed")
-    start_line: int | None = Field(default=None, ge=1)
-    end_line: int | None = Field(default=None, ge=1)
-    grep: str | None = Field(default=None, max_length=500, description="regular expression")
+    start_line: int | None = Field(default=None, ge=1, le=MAX_KEY)
+    end_line: int | None = Field(default=None, ge=1, le=MAX_KEY)
+    grep: str | None = Field(
+        default=None, max_length=500, description="regular expression (RE2: no backreferences or lookaround)"
+    )
     context: int = Field(default=0, ge=0, le=20)
     max_matches: int = Field(default=50, ge=1, le=500)
 

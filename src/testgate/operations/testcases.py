@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from testgate.access.principal import Permission
 from testgate.operations.context import OpContext
 from testgate.operations.models import Deleted
 from testgate.operations.registry import Confirmation, operation
 from testgate.platform import testcases
+from testgate.platform.spec import check_labels
 from testgate.store.workflows import CaseRow
 
 Priority = Literal["blocker", "critical", "normal", "minor", "trivial"]
+Labels = Annotated[dict[str, str], AfterValidator(check_labels)]
 
 
 class _In(BaseModel):
@@ -32,7 +34,7 @@ class CaseFields(_In):
     precondition: str | None = Field(default=None, max_length=20000)
     expected_result: str | None = Field(default=None, max_length=20000)
     steps: list[CaseStep] | None = Field(default=None, max_length=200)
-    labels: dict[str, str] | None = None
+    labels: Labels | None = Field(default=None, description="key -> value, like a workflow's labels (at most 50)")
     priority: Priority | None = None
     automated_test: str | None = Field(
         default=None, max_length=600, description="the automated test it maps to: 'classname.name'"

@@ -6,7 +6,6 @@ never stored: the execution keeps ``***`` in their place and the executor receiv
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.errors import Conflict, InvalidInput, NotFound
 from testgate.platform import spec as specs
-from testgate.platform.pagination import clamp_limit, decode_cursor, encode_cursor
+from testgate.platform.pagination import MAX_KEY, clamp_limit, decode_cursor, encode_cursor
 from testgate.store.base import utcnow
 from testgate.store.executions import ExecutionRow, ExecutionTagRow, StepRow
 from testgate.store.tenancy import Environment
@@ -26,7 +25,6 @@ from testgate.store.workflows import WorkflowRow
 STATUSES = ("queued", "running", "passed", "failed", "aborted", "timed_out")
 TERMINAL = frozenset({"passed", "failed", "aborted", "timed_out"})
 MASK = "***"
-_TAG_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
 
 
 def resolve_config(spec: specs.Spec, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -61,7 +59,7 @@ def resolve_config(spec: specs.Spec, given: Mapping[str, Any]) -> tuple[dict[str
 
 def validate_tags(tags: Mapping[str, str]) -> dict[str, str]:
     for key, value in tags.items():
-        if not _TAG_KEY.match(key):
+        if not specs.LABEL_KEY.match(key):
             raise InvalidInput(f"tag key {key!r} is not valid (letters, digits, '._/-', at most 63)")
         if not isinstance(value, str) or len(value) > 255:
             raise InvalidInput(f"tag {key!r}: the value must be a string of at most 255 characters")
@@ -162,7 +160,7 @@ async def get(session: AsyncSession, env: Environment, ref: str) -> ExecutionRow
     """By id, or by ``workflow-name#number``."""
     query = _scoped(env)
     name, sep, number = ref.rpartition("#")
-    if sep and number.isdigit():
+    if sep and number.isdigit() and int(number) <= MAX_KEY:  # a larger number names nothing
         query = query.where(ExecutionRow.workflow_name == name, ExecutionRow.number == int(number))
     else:
         query = query.where(ExecutionRow.id == ref)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import datetime
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from testgate.errors import InvalidInput, NotFound
 from testgate.platform.context import Platform
 from testgate.platform.executions import MASK, TERMINAL
+from testgate.platform.patterns import Pattern, compile_grep
 from testgate.store.base import utcnow
 from testgate.store.executions import ExecutionRow, LogLineRow
 
@@ -29,7 +29,6 @@ FLUSH_LINES = 200
 FLUSH_SECONDS = 0.1
 CHUNK_LINES = 1000
 MAX_SCAN_LINES = 200_000
-MAX_PATTERN_CHARS = 1000
 MAX_TAIL = 10_000
 MAX_CONTEXT = 50
 MAX_MATCHES = 1000
@@ -194,15 +193,6 @@ def _check(name: str, value: int | None, low: int, high: int | None = None) -> N
         raise InvalidInput(f"{name} must be {bound} (got {value})")
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    if len(pattern) > MAX_PATTERN_CHARS:
-        raise InvalidInput(f"grep: the pattern is longer than {MAX_PATTERN_CHARS} characters")
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise InvalidInput(f"grep: {pattern!r} is not a valid regular expression: {exc}") from None
-
-
 async def read_logs(
     session: AsyncSession,
     execution_id: str,
@@ -228,7 +218,7 @@ async def read_logs(
     _check("context", context, 0, MAX_CONTEXT)
     _check("max_matches", max_matches, 1, MAX_MATCHES)
     _check("max_bytes", max_bytes, 1, MAX_PAGE_BYTES)
-    pattern = _compile(grep) if grep is not None else None
+    pattern = compile_grep(grep) if grep is not None else None
     head = await _log_state(session, execution_id)
     total = head.log_lines
     page = LogPage(execution_id=execution_id, total_lines=total, log_truncated=head.log_truncated, next_seq=total + 1)
@@ -306,9 +296,7 @@ class _Reader:
             query = query.where(LogLineRow.seq < rows[-1].seq)
         self.page.lines.reverse()
 
-    async def grep(
-        self, pattern: re.Pattern[str], first: int, last: int | None, context: int, max_matches: int
-    ) -> None:
+    async def grep(self, pattern: Pattern, first: int, last: int | None, context: int, max_matches: int) -> None:
         """Matches with context; scanning stops after MAX_SCAN_LINES to bound a costly pattern."""
         self._read_whole(first, last)
         self.page.matches = 0

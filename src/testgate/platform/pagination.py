@@ -9,6 +9,8 @@ from typing import Any
 from testgate.errors import InvalidInput
 
 MAX_PAGE = 500
+MAX_KEY = 2**63 - 1  # the largest value of a 64-bit integer column (SQLite's INTEGER, PostgreSQL's BIGINT)
+INVALID = "the cursor is not valid (pass back next_cursor unchanged)"
 
 
 def encode_cursor(*key: Any) -> str:
@@ -21,9 +23,18 @@ def decode_cursor(cursor: str, arity: int = 1) -> list[Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, TypeError):
-        raise InvalidInput("the cursor is not valid (pass back next_cursor unchanged)") from None
+        raise InvalidInput(INVALID) from None
     if not isinstance(key, list) or len(key) != arity:
-        raise InvalidInput("the cursor is not valid (pass back next_cursor unchanged)")
+        raise InvalidInput(INVALID)
+    return key
+
+
+def decode_int_cursor(cursor: str) -> int:
+    """The key of a cursor over one integer column; anything else (a string, a number no column holds) is
+    refused as not valid rather than reaching the database."""
+    (key,) = decode_cursor(cursor)
+    if type(key) is not int or not -MAX_KEY - 1 <= key <= MAX_KEY:
+        raise InvalidInput(INVALID)
     return key
 
 

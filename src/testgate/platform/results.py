@@ -22,7 +22,7 @@ from testgate.ids import is_slug
 from testgate.platform import executions, globs
 from testgate.platform.executions import TERMINAL
 from testgate.platform.junit import STATUSES, ParsedResult, Status, cut, parse_junit
-from testgate.platform.pagination import clamp_limit, decode_cursor, encode_cursor
+from testgate.platform.pagination import clamp_limit, decode_int_cursor, encode_cursor
 from testgate.store.base import utcnow
 from testgate.store.executions import ExecutionRow, ResultRow
 from testgate.store.tenancy import Environment
@@ -192,7 +192,7 @@ async def list_results(
             raise InvalidInput(f"unknown status {', '.join(bad)}; one of {', '.join(STATUSES)}")
         query = query.where(ResultRow.status.in_(list(status)))
     if cursor:
-        query = query.where(ResultRow.id > _cursor_id(cursor))
+        query = query.where(ResultRow.id > decode_int_cursor(cursor))
     if not include_trace:
         query = query.options(defer(ResultRow.trace))
     rows = list(await session.scalars(query.order_by(ResultRow.id).limit(size + 1)))
@@ -209,13 +209,6 @@ async def list_results(
         results=[_case(row, max_trace_chars if include_trace else None) for row in rows],
         next_cursor=encode_cursor(rows[-1].id) if more else None,
     )
-
-
-def _cursor_id(cursor: str) -> int:
-    (last_id,) = decode_cursor(cursor)
-    if not isinstance(last_id, int) or isinstance(last_id, bool):
-        raise InvalidInput("the cursor is not valid (pass back next_cursor unchanged)")
-    return last_id
 
 
 async def _counts(session: AsyncSession, execution_id: str) -> Counter[str]:

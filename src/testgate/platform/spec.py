@@ -14,8 +14,27 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from testgate.errors import FieldError, InvalidInput
+from testgate.errors import FieldError, InvalidInput, validation_message
 from testgate.ids import is_slug
+
+# A label's (and an execution tag's) key: letters, digits and '._/-', starting and ending alphanumeric.
+LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
+MAX_LABEL_VALUE = 63
+MAX_LABELS = 50
+
+
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """``labels`` if each key is a label key and each value at most 63 characters, at most 50 of them;
+    ``ValueError`` naming the first that is not."""
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+    for key, val in labels.items():
+        if not LABEL_KEY.match(key):
+            raise ValueError(f"label key {key!r} is not valid (letters, digits, '._/-', at most 63)")
+        if len(val) > MAX_LABEL_VALUE:
+            raise ValueError(f"label {key!r}: value longer than {MAX_LABEL_VALUE} characters")
+    return labels
+
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
 _TEMPLATE = re.compile(r"\{\{\s*config\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
@@ -32,7 +51,7 @@ def parse_duration(value: float | int | str) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m or 1h30m")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = float(value) if not isinstance(value, int) or abs(value) <= 10**9 else float("inf")
     else:
         match = _DURATION.match(value.strip())
         if not value.strip() or not match:
@@ -252,12 +271,7 @@ class Metadata(_Model):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, val in value.items():
-            if not re.match(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$", key):
-                raise ValueError(f"label key {key!r} is not valid")
-            if len(val) > 63:
-                raise ValueError(f"label {key!r}: value longer than 63 characters")
-        return value
+        return check_labels(value)
 
 
 class Workflow(_Model):
@@ -360,15 +374,8 @@ def validate(document: Any) -> Workflow:
     try:
         return Workflow.model_validate(document)
     except ValidationError as exc:
-        errors = [FieldError(_path(e["loc"]), _message(e)) for e in exc.errors()]
+        errors = [FieldError(_path(e["loc"]), validation_message(e)) for e in exc.errors()]
         raise InvalidInput("the workflow definition is invalid", errors=errors) from None
-
-
-def _message(error: Any) -> str:
-    msg = str(error["msg"])
-    if error["type"] == "extra_forbidden":
-        return "unknown field"
-    return msg.removeprefix("Value error, ")
 
 
 def parse(text: str, *, max_bytes: int) -> Workflow:

@@ -6,7 +6,6 @@ or at ``max_bytes`` of output, and a line longer than ``MAX_LINE`` characters is
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,9 +13,9 @@ from pathlib import Path
 from typing import TextIO
 
 from testgate.errors import InvalidInput
+from testgate.platform.patterns import Pattern, compile_grep
 
 MAX_LINE = 65_536
-MAX_PATTERN = 1000
 LINE_CUT = "… [line cut]"
 
 
@@ -75,16 +74,6 @@ class TextQuery:
             return _read_range(lines, self.start, self.end_line, out)
         grep = _Grep(compile_grep(self.grep), max(0, self.context), max(1, self.max_matches), out)
         return grep.run(lines, self.start, self.end_line)
-
-
-def compile_grep(pattern: str) -> re.Pattern[str]:
-    """The caller's regular expression, or ``InvalidInput`` naming what is wrong with it."""
-    if len(pattern) > MAX_PATTERN:
-        raise InvalidInput(f"the grep pattern is longer than {MAX_PATTERN} characters")
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise InvalidInput(f"grep {pattern!r} is not a valid regular expression: {exc}") from None
 
 
 def numbered(handle: TextIO) -> Iterator[tuple[int, str]]:
@@ -150,7 +139,7 @@ def _span(first: int | None, last: int | None) -> tuple[int, int] | None:
 class _Grep:
     """``grep -n -C`` over a stream: ``N:`` for a matching line, ``N-`` for context, ``--`` between runs."""
 
-    def __init__(self, regex: re.Pattern[str], context: int, max_matches: int, out: _Output) -> None:
+    def __init__(self, regex: Pattern, context: int, max_matches: int, out: _Output) -> None:
         self.regex = regex
         self.before: deque[tuple[int, str]] = deque(maxlen=context)
         self.context = context

@@ -17,16 +17,23 @@ from testgate.store.workflows import WorkflowRow
 
 
 def parse_selector(selector: str | None) -> dict[str, str | None]:
-    """``team=qa,smoke`` -> {"team": "qa", "smoke": None} (a bare key means "has the label")."""
+    """``team=qa,smoke`` -> {"team": "qa", "smoke": None} (a bare key means "has the label").
+
+    Anything else (``team!=qa``, ``team==qa``, a key no label can have) is refused rather than read as a
+    selector that matches nothing.
+    """
     result: dict[str, str | None] = {}
     for part in (selector or "").split(","):
         part = part.strip()
         if not part:
             continue
-        key, sep, value = part.partition("=")
-        if not key.strip():
-            raise InvalidInput(f"label selector {selector!r}: empty key")
-        result[key.strip()] = value.strip() if sep else None
+        key, sep, value = (piece.strip() for piece in part.partition("="))
+        if not specs.LABEL_KEY.match(key) or value.startswith(("=", "!")) or len(value) > specs.MAX_LABEL_VALUE:
+            raise InvalidInput(
+                f"label selector {selector!r}: {part!r} is not 'key' or 'key=value' (keys are letters, digits and "
+                f"'._/-'; values at most {specs.MAX_LABEL_VALUE} characters; '!=' and '==' are not supported)"
+            )
+        result[key] = value if sep else None
     return result
 
 

@@ -116,7 +116,9 @@ def create_engine(
     size, overflow = SQLITE_POOL if sqlite else POSTGRESQL_POOL
     if sqlite:
         if (file := database_file(parsed)) is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            # It holds password and token hashes and the audit log: only its owner may enter (``db``
+            # commands may be the first to create it, before ``serve`` ever runs).
+            file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         kwargs["connect_args"] = {"timeout": SQLITE_WAIT_SECONDS}
         # Every session ends its transaction itself (``Database.session``, and a Connection rolls back on
         # close), so the pool's extra ROLLBACK on return is a wasted trip to aiosqlite's thread.

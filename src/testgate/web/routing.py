@@ -34,6 +34,7 @@ from testgate.errors import (
     StorageUnavailable,
     TestgateError,
     Unauthenticated,
+    validation_message,
 )
 from testgate.web import pages
 
@@ -80,7 +81,7 @@ class ConsoleRoute(APIRoute):
             except TestgateError as exc:
                 response = error_response(exc)
             except RequestValidationError as exc:
-                fields = [f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()]
+                fields = [f"{'.'.join(str(p) for p in e['loc'][1:])}: {validation_message(e)}" for e in exc.errors()]
                 response = pages.error_page(422, "Check what you entered", "Some values are not valid.", details=fields)
             return pages.secure(response)
 

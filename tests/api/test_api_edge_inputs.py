@@ -1,0 +1,142 @@
+"""Inputs at the edges of what a field can hold: each is answered with a problem (RFC 9457), never a 500.
+
+Found by a walkthrough: a date without an offset, integers no 64-bit column holds, durations past the year
+9999, label selectors in syntax testgate does not support, unbounded test-case labels.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+ORG = "/api/v1/organizations/acme"
+API = f"{ORG}/environments/dev"
+PROBLEM = "application/problem+json"
+HUGE = "99999999999999999999"  # more than 2**63 - 1: no SQLite INTEGER or PostgreSQL BIGINT holds it
+
+
+def _cursor(*key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+async def _problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    text = json.dumps(body)
+    for word in words:
+        assert word in text, (word, body)
+    return body
+
+
+async def test_a_time_without_an_offset_is_utc(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    for since in ("2026-12-07", "2026-12-07T00:00:00", "2026-12-07T00:00:00+02:00"):
+        response = await client.get(f"{API}/executions", params={"since": since}, headers=admin)
+        assert response.status_code == 200, (since, response.text)
+        assert response.json() == {"executions": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "words"),
+    [
+        (f"{API}/executions/smoke%23{HUGE}", {}, 404, [f"'smoke#{HUGE}' not found"]),
+        (f"{API}/executions/smoke%231/logs", {"start": HUGE}, 422, ["start"]),
+        (f"{API}/executions/smoke%231/logs", {"end": HUGE}, 422, ["end"]),
+        (f"{API}/executions/smoke%231/logs", {"step": HUGE}, 422, ["step"]),
+        (f"{ORG}/audit", {"cursor": _cursor(int(HUGE))}, 422, ["cursor is not valid"]),
+        (f"{ORG}/audit", {"cursor": _cursor(-int(HUGE))}, 422, ["cursor is not valid"]),
+        (f"{ORG}/audit", {"cursor": _cursor("12")}, 422, ["cursor is not valid"]),
+    ],
+)
+async def test_an_integer_no_column_holds_is_refused_not_sent_to_the_database(
+    client: httpx.AsyncClient, admin: dict[str, str], path: str, params: dict[str, str], status: int, words: list[str]
+) -> None:
+    await _problem(await client.get(path, params=params, headers=admin), status, *words)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"name": "x", "expires": "P99999999D"}, ["after the year 9999"]),
+        ({"name": "x", "expires": "PT99999999999H"}, ["longer than any expiry"]),
+        ({"name": "x", "expires": f"PT{HUGE}S"}, ["longer than any expiry"]),
+    ],
+)
+async def test_an_expiry_past_the_calendar_is_invalid_input(
+    client: httpx.AsyncClient, admin: dict[str, str], body: dict[str, str], words: list[str]
+) -> None:
+    await _problem(await client.post(f"{ORG}/tokens", json=body, headers=admin), 422, "expires", *words)
+    listed = await client.get(f"{ORG}/tokens", headers=admin)
+    assert [t["name"] for t in listed.json()["tokens"]] == ["test-admin"]  # nothing was created
+
+
+@pytest.mark.parametrize("selector", ["area!=auth", "area==auth", "!!!", "a in (b", "bad key=v", "k=" + "v" * 64])
+async def test_a_selector_testgate_cannot_read_is_refused_rather_than_matching_nothing(
+    client: httpx.AsyncClient, admin: dict[str, str], selector: str
+) -> None:
+    for path in (f"{API}/test-cases", f"{API}/workflows"):
+        response = await client.get(path, params={"selector": selector}, headers=admin)
+        await _problem(response, 422, "not 'key' or 'key=value'")
+
+
+async def test_a_selector_of_keys_and_values_still_selects(
+    client: httpx.AsyncClient, admin: dict[str, str], create_workflow: Callable[..., Awaitable[httpx.Response]]
+) -> None:
+    await create_workflow("smoke")
+    for selector in ("", "team", "team=qa", " team = qa , smoke/suite.v2 "):
+        response = await client.get(f"{API}/workflows", params={"selector": selector}, headers=admin)
+        assert response.status_code == 200, (selector, response.text)
+
+
+@pytest.mark.parametrize(
+    ("labels", "words"),
+    [
+        ({"bad key!": "v"}, ["label key 'bad key!' is not valid"]),
+        ({"area": "v" * 64}, ["longer than 63 characters"]),
+        ({f"k{i}": "v" for i in range(51)}, ["at most 50 labels"]),
+    ],
+)
+async def test_test_case_labels_follow_the_rules_of_workflow_labels(
+    client: httpx.AsyncClient, admin: dict[str, str], labels: dict[str, str], words: list[str]
+) -> None:
+    created = await client.post(f"{API}/test-cases", json={"name": "login", "labels": {"area": "auth"}}, headers=admin)
+    assert created.status_code == 201, created.text
+    case = created.json()
+    refused = await client.post(f"{API}/test-cases", json={"name": "y", "labels": labels}, headers=admin)
+    await _problem(refused, 422, "labels", *words)
+    patched = await client.patch(f"{API}/test-cases/{case['id']}", json={"labels": labels}, headers=admin)
+    await _problem(patched, 422, "labels", *words)
+    kept = await client.get(f"{API}/test-cases/{case['id']}", headers=admin)
+    assert kept.json()["labels"] == {"area": "auth"}
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        (f"{API}/test-cases", "text/plain"),
+        (f"{API}/test-cases", "application/x-www-form-urlencoded"),  # curl -d
+        (f"{ORG}/tokens", "application/x-www-form-urlencoded"),
+        (f"{ORG}/tokens", None),
+    ],
+)
+async def test_a_json_route_answers_a_body_of_another_type_with_415(
+    client: httpx.AsyncClient, admin: dict[str, str], path: str, content_type: str | None
+) -> None:
+    body = json.dumps({"name": "login"})
+    headers = {**admin, **({"Content-Type": content_type} if content_type else {})}
+    response = await client.post(path, content=body, headers=headers)
+    await _problem(response, 415, "send application/json")
+
+
+async def test_a_json_route_takes_json_by_any_json_media_type(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    kinds = ("application/json", "application/json; charset=utf-8", "application/vnd.api+json")
+    for number, content_type in enumerate(kinds):
+        headers = {**admin, "Content-Type": content_type}
+        body = json.dumps({"name": f"login-{number}"})
+        response = await client.post(f"{API}/test-cases", content=body, headers=headers)
+        assert response.status_code == 201, (content_type, response.text)
