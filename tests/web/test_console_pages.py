@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from tests.web.conftest import BASE, PASSWORD, MakeUser, SignIn, hidden
@@ -475,3 +477,39 @@ async def test_the_sign_in_page_offers_single_sign_on_when_a_provider_is_configu
         page = await http.get("/login?next=/ui/acme/dev/executions")
     assert "Sign in with Dex" in page.text
     assert 'href="/oauth/sso/start?next=%2Fui%2Facme%2Fdev%2Fexecutions"' in page.text
+
+
+async def test_the_log_stream_ends_once_its_reader_loses_access_while_the_run_goes_on(
+    client: httpx.AsyncClient,
+    make_user: MakeUser,
+    signed_in: SignIn,
+    workflows: None,
+    executor: Any,
+    platform: Platform,
+    call: Call,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Permissions are checked on every call; a stream that lasts as long as a run is checked again while it lasts."""
+    from testgate.web import stream
+
+    monkeypatch.setattr(stream, "RECHECK", 0.2)
+    await make_user("ada@example.com", grants={"dev": Permission.READ})
+    await signed_in(client, "ada@example.com")
+    gate = tmp_path / "gate"
+    run = await dispatch(platform, call, "workflow.run", {"name": "gated", "config": {"gate": str(gate)}})
+    try:
+        following = asyncio.create_task(client.get(f"/ui/acme/dev/executions/{run.id}/logs/stream"))
+        await asyncio.sleep(0.5)
+        assert not following.done()  # the run is waiting at its gate, and the stream follows it
+        await dispatch(platform, call, "member.grant", {"user": "ada@example.com", "environments": {"dev": "none"}})
+        with anyio.fail_after(20):
+            answer = await following
+        assert answer.status_code == 200
+        assert answer.text.rstrip().endswith("event: end\ndata: {}")
+        detail = await dispatch(platform, call, "execution.get", {"id": run.id})
+        assert detail.status == "running"  # the stream ended for its reader, not because the run did
+    finally:
+        gate.touch()
+        (tmp_path / "gate.done").touch()
+        await dispatch(platform, call, "execution.wait", {"ids": [run.id], "timeout": 30})

@@ -4,6 +4,11 @@ The stream is authorized (and audited) by dispatching ``execution.get`` first; t
 (``platform.logs.follow``) and sends one ``line`` event per line, its ``id`` the line's seq, so a
 reconnecting ``EventSource`` resumes after ``Last-Event-ID``. An ``end`` event says the execution finished.
 A comment every ``KEEPALIVE`` seconds keeps idle proxies from closing the connection.
+
+A stream may last as long as the execution runs, so the person's right to it is checked again every
+``RECHECK`` seconds, as a new request would be (the session, the membership, the environment grant):
+once they have signed out or lost access, the stream ends (with ``end``: the page reloads, into the
+sign-in form or a 404).
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from testgate.errors import NotFound
+from testgate.errors import NotFound, Unauthenticated
 from testgate.operations.models import ExecutionDetail
 from testgate.platform import logs
 from testgate.platform.context import Platform
@@ -28,6 +34,7 @@ from testgate.web.routing import ConsoleRoute
 router = APIRouter(prefix="/ui/{org}/{env}", route_class=ConsoleRoute, include_in_schema=False)
 Con = Annotated[Console, Depends(console_of)]
 KEEPALIVE = 15.0
+RECHECK = 5.0  # seconds between checks that the person may still follow the log
 
 
 async def paced(lines: AsyncIterator[LogLine], every: float) -> AsyncIterator[LogLine | None]:
@@ -61,16 +68,31 @@ def event(line: LogLine) -> bytes:
     return f"id: {line.seq}\nevent: line\ndata: {data}\n\n".encode()
 
 
-async def events(platform: Platform, execution_id: str, after: int) -> AsyncIterator[bytes]:
-    """The SSE body: ``retry`` advice, the lines after ``after``, then ``end``."""
+async def events(
+    platform: Platform, execution_id: str, after: int, allowed: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[bytes]:
+    """The SSE body: ``retry`` advice, the lines after ``after``, then ``end`` (also once ``allowed`` says no)."""
     yield b"retry: 3000\n\n"
     lines = logs.follow(platform, execution_id, after)
+    ticks = paced(lines, RECHECK)
+    checked = quiet = time.monotonic()
     try:
-        async for line in paced(lines, KEEPALIVE):
-            yield event(line) if line is not None else b": keepalive\n\n"
+        async for line in ticks:
+            now = time.monotonic()
+            if now - checked >= RECHECK:
+                if not await allowed():
+                    break
+                checked = now
+            if line is not None:
+                quiet = now
+                yield event(line)
+            elif now - quiet >= KEEPALIVE:
+                quiet = now
+                yield b": keepalive\n\n"
     except NotFound:
         pass  # deleted while followed: nothing more will come
     finally:
+        await ticks.aclose()  # first: it may be waiting for the next line
         close = getattr(lines, "aclose", None)  # an async generator: end it now, not when collected
         if close is not None:
             await close()
@@ -86,4 +108,15 @@ async def stream(
     resumed = request.headers.get("last-event-id", "")
     start = max(after, int(resumed)) if resumed.isdigit() and len(resumed) < 12 else after
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events(c.platform, detail.id, start), media_type="text/event-stream", headers=headers)
+    org, env = request.path_params["org"], request.path_params["env"]
+
+    async def allowed() -> bool:
+        """Whether this request would still be let in: signed in, a member, the environment visible."""
+        try:
+            await console_of(request, org, env)
+        except (Unauthenticated, NotFound):
+            return False
+        return True
+
+    body = events(c.platform, detail.id, start, allowed)
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
