@@ -42,3 +42,48 @@ async def test_a_token_for_one_environment_is_refused_at_another_through_the_mcp
             challenge = away.headers["www-authenticate"]
             assert 'error="invalid_token"' in challenge
             assert "resource_metadata=" in challenge
+
+
+async def test_a_session_outlives_the_refresh_of_its_access_token_and_stays_its_persons(
+    live_server: Any, oauth_flow: Any
+) -> None:
+    """MCP sessions are bound to the principal that opened it: a person and a client, not one access token."""
+    async with live_server() as live:
+        await live.add_user()
+        await live.add_user("bob@example.com")
+        async with httpx.AsyncClient(base_url=live.base, timeout=30) as http:
+            flow = oauth_flow(http, live.base)
+            client_id = (await flow.register())["client_id"]
+            first = await flow.tokens(client_id)
+            opened = await http.post(
+                live.url("dev"), json=INITIALIZE, headers={**ACCEPT, "Authorization": f"Bearer {first['access_token']}"}
+            )
+            assert opened.status_code == 200, opened.text
+            session_id = opened.headers["mcp-session-id"]
+            refreshed = (await flow.refresh(client_id, first["refresh_token"])).json()
+            assert refreshed["access_token"] != first["access_token"]
+            listed = await http.post(
+                live.url("dev"),
+                json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                headers={
+                    **ACCEPT,
+                    "Authorization": f"Bearer {refreshed['access_token']}",
+                    "Mcp-Session-Id": session_id,
+                    "MCP-Protocol-Version": "2025-11-25",
+                },
+            )
+            async with httpx.AsyncClient(base_url=live.base, timeout=30) as bobs_browser:  # signed in as bob
+                someone_else = await oauth_flow(bobs_browser, live.base).tokens(client_id, "bob@example.com")
+            taken = await http.post(
+                live.url("dev"),
+                json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+                headers={
+                    **ACCEPT,
+                    "Authorization": f"Bearer {someone_else['access_token']}",
+                    "Mcp-Session-Id": session_id,
+                    "MCP-Protocol-Version": "2025-11-25",
+                },
+            )
+    assert listed.status_code == 200, listed.text
+    assert "run_workflow" in listed.text
+    assert taken.status_code == 404  # another person's session does not exist for them

@@ -35,10 +35,15 @@ class Caller:
 
     @property
     def key(self) -> str:
-        """A stable identity for binding sessions and confirmations: principal and environment."""
+        """A stable identity for binding sessions and confirmations: principal and environment.
+
+        An OAuth principal is its person and client, not its access token (``id`` is the token's ``jti``):
+        a client refreshes its token every hour or so, and its session must outlive that.
+        """
         p = self.principal
+        ident = None if p.kind == "oauth" else p.id
         # repr of strings and None: unambiguous like JSON, a fifth of json.dumps's cost on every request.
-        return repr((p.kind, p.id, p.user_id, p.client_id, p.organization_id, self.organization, self.environment))
+        return repr((p.kind, ident, p.user_id, p.client_id, p.organization_id, self.organization, self.environment))
 
 
 def caller_of(ctx: ServerRequestContext[Any, Any], local: Caller | None) -> Caller:
