@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -37,7 +37,7 @@ KEEPALIVE = 15.0
 RECHECK = 5.0  # seconds between checks that the person may still follow the log
 
 
-async def paced(lines: AsyncIterator[LogLine], every: float) -> AsyncIterator[LogLine | None]:
+async def paced(lines: AsyncIterator[LogLine], every: float) -> AsyncGenerator[LogLine | None, None]:
     """``lines`` as they come, with a ``None`` whenever ``every`` seconds pass without one."""
 
     async def following() -> LogLine:
