@@ -115,8 +115,8 @@ async def test_a_session_opened_under_one_environment_is_refused_under_another(
     assert response.json()["error"]["message"] == "Session not found"
 
 
-async def test_an_environment_without_a_grant_answers_not_found(
-    raw: httpx.AsyncClient, issue: Any, staging: str
+async def test_an_environment_without_a_grant_answers_not_found_and_is_audited(
+    raw: httpx.AsyncClient, issue: Any, staging: str, live: Any
 ) -> None:
     dev_reader = await issue(Permission.READ, env="dev")
     response = await raw.post(
@@ -127,6 +127,13 @@ async def test_an_environment_without_a_grant_answers_not_found(
         mcp_path("nowhere"), json=INITIALIZE, headers={**ACCEPT, "Authorization": f"Bearer {dev_reader}"}
     )
     assert missing.status_code == 404
+    # DESIGN, Audit: every denied call leaves an event (here in the caller's own organization).
+    async with live.platform.db.session() as session:
+        refused = select(AuditEventRow).where(AuditEventRow.action == "mcp.request").order_by(AuditEventRow.seq)
+        events = list(await session.scalars(refused))
+    assert [(e.outcome, e.actor_type, e.transport) for e in events] == [("denied", "api_token", "mcp-http")] * 2
+    assert [e.arguments["environment"] for e in events] == [staging, "nowhere"]
+    assert events[1].reason == "environment 'nowhere' not found in organization 'acme'"
 
 
 # MCP transports, security warning: servers MUST validate Origin; Host is checked against DNS rebinding.

@@ -129,6 +129,13 @@ async def test_revoking_an_access_token_deny_lists_it(flow: Any, client_id: str,
     assert await rejected(platform, tokens["access_token"])
     # The refresh token lives on and gives a fresh access token.
     assert (await flow.refresh(client_id, tokens["refresh_token"])).status_code == 200
+    # Audited like a refresh token's revocation, in the organization and environment the token was for.
+    async with platform.db.session() as session:
+        revoked = select(AuditEventRow).where(AuditEventRow.action == "oauth.token_revoked")
+        (event,) = list(await session.scalars(revoked))
+    assert (event.outcome, event.actor_id, event.arguments) == ("allowed", client_id, {"kind": "access_token"})
+    assert event.environment_id is not None
+    assert tokens["access_token"] not in str(event.arguments)
 
 
 # RFC 7009 §2.1-2.2: a client may only revoke its own tokens, and unknown tokens answer 200 all the same.

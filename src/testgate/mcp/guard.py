@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.access.principal import Permission, Principal
 from testgate.access.verifier import bearer_of, verify_bearer
+from testgate.audit import recorder
 from testgate.config import Settings
 from testgate.errors import NotFound, Unauthenticated
 from testgate.http.headers import header
@@ -138,11 +139,9 @@ class Guard:
         except Unauthenticated as exc:
             log.info("mcp authentication failed", reason=str(exc), source=source, path=scope["path"])
             return unauthorized(self.settings, org, env, str(exc))
-        if not await visible(self.platform, principal, org, env):
-            return not_found(f"environment {env!r} not found in organization {org!r}")
         # The front door has assigned the request id (``testgate.http.observe``); without it, one is assigned here.
         agent = header(scope, b"user-agent")
-        return Caller(
+        caller = Caller(
             principal=principal,
             organization=org,
             environment=env,
@@ -151,3 +150,31 @@ class Guard:
             source_address=source,
             user_agent=agent[:MAX_USER_AGENT] if agent else None,
         )
+        if not await visible(self.platform, principal, org, env):
+            reason = f"environment {env!r} not found in organization {org!r}"
+            await self._refused(caller, reason)
+            return not_found(reason)
+        return caller
+
+    async def _refused(self, caller: Caller, reason: str) -> None:
+        """Audit a request refused at the door (as dispatch audits an operation refused for its scope), in
+        the caller's own organization: the one addressed may not exist, or not be theirs to know of."""
+        p = caller.principal
+        event = recorder.Event(
+            organization_id=p.organization_id,
+            action="mcp.request",
+            outcome="denied",
+            transport=caller.transport,
+            actor_type=p.kind,
+            actor_id=p.id,
+            actor_name=p.name,
+            reason=reason,
+            request_id=caller.request_id,
+            source_address=caller.source_address,
+            user_agent=caller.user_agent,
+            arguments={"organization": caller.organization, "environment": caller.environment},
+        )
+        try:
+            await self.platform().audit.record(event)
+        except Exception:
+            log.exception("audit write failed for a refused MCP request", request_id=caller.request_id)
