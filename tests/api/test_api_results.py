@@ -42,6 +42,22 @@ async def test_a_multipart_upload_records_a_failed_execution_with_its_counts(
     assert summary["tests"] == {"total": 4, "passed": 2, "failed": 1, "skipped": 1, "errored": 0}
 
 
+async def test_a_report_in_the_encoding_an_older_tool_declares_is_read_as_declared(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    latin1 = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>'
+        '<testsuite name="s"><testcase classname="c" name="café"/></testsuite>'
+    )
+    files = [("files", ("old.xml", latin1.encode("iso-8859-1"), "application/xml"))]
+
+    uploaded = await client.post(f"{API}/results", files=files, data={"workflow": "legacy"}, headers=admin)
+    assert uploaded.status_code == 201, uploaded.text
+    results = await client.get(f"{API}/executions/{uploaded.json()['id']}/results", headers=admin)
+
+    assert [r["name"] for r in results.json()["results"]] == ["café"]
+
+
 async def test_an_upload_with_a_dtd_is_refused_and_nothing_is_stored(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
@@ -76,7 +92,7 @@ async def test_a_malformed_multipart_upload_names_the_bad_field(
     no_name = await client.post(f"{API}/results", files=files, data={}, headers=admin)
     not_utf8 = await client.post(
         f"{API}/results",
-        files=[("files", ("x.xml", b"\xff\xfe<x/>", "application/xml"))],
+        files=[("files", ("x.xml", b'<?xml version="1.0"?><x name="\xe9"/>', "application/xml"))],
         data={"workflow": "n"},
         headers=admin,
     )
@@ -85,7 +101,8 @@ async def test_a_malformed_multipart_upload_names_the_bad_field(
     assert [e["path"] for e in bad_tags.json()["errors"]] == ["tags[1]"]
     assert no_name.status_code == 422
     assert [e["path"] for e in no_name.json()["errors"]] == ["workflow"]
-    assert not_utf8.status_code == 400
+    assert not_utf8.status_code == 422
+    assert not_utf8.json()["detail"] == "file 'x.xml' is not utf-8 text (send the report in the encoding it declares)"
 
 
 async def test_a_json_body_over_the_size_limit_is_refused_as_a_problem(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from testgate.config import Settings
 from testgate.errors import InvalidInput, LimitExceeded
 from testgate.platform import junit
-from testgate.platform.junit import parse_junit
+from testgate.platform.junit import parse_junit, report_text
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "junit"
 CORPUS_FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file())
@@ -234,3 +236,37 @@ def test_a_latin1_report_is_decoded_from_its_declaration() -> None:
     data = '<?xml version="1.0" encoding="ISO-8859-1"?><testsuite><testcase name="café"/></testsuite>'
     (result,) = parse_junit(data.encode("latin-1"))
     assert result.name == "café"
+
+
+LATIN1 = (
+    '<?xml version="1.0" encoding="ISO-8859-1"?><testsuite name="s"><testcase classname="c" name="café"/></testsuite>'
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (LATIN1.encode("iso-8859-1"), "the declared encoding"),
+        (codecs.BOM_UTF16_LE + LATIN1.replace("ISO-8859-1", "UTF-16").encode("utf-16-le"), "a UTF-16 byte order mark"),
+        (codecs.BOM_UTF8 + LATIN1.replace("ISO-8859-1", "UTF-8").encode(), "a UTF-8 byte order mark"),
+        (LATIN1.replace(' encoding="ISO-8859-1"', "").encode(), "no declaration: UTF-8"),
+    ],
+    ids=["latin-1", "utf-16", "utf-8-bom", "undeclared"],
+)
+def test_a_report_reads_as_text_in_the_encoding_it_declares_and_parses_back_the_same(data: bytes, why: str) -> None:
+    text = report_text(data, "j.xml")
+
+    (result,) = parse_junit(text.encode(), source="j.xml")  # uploads carry the text on as UTF-8
+    assert result.name == "café", why
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'<?xml version="1.0" encoding="klingon-8"?><testsuite/>', "names an unknown encoding, 'klingon-8'"),
+        (b'<?xml version="1.0"?><testsuite name="\xe9"/>', "is not utf-8 text"),
+    ],
+)
+def test_a_report_in_no_readable_encoding_is_invalid_input(data: bytes, message: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        report_text(data, "j.xml")

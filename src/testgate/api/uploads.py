@@ -16,6 +16,7 @@ from testgate.errors import FieldError, InvalidInput
 from testgate.operations.context import Call
 from testgate.operations.models import ExecutionSummary
 from testgate.operations.results import UploadIn
+from testgate.platform import junit
 
 Caller = Annotated[Call, Depends(rest_call)]
 MULTIPART = "multipart/form-data"
@@ -64,7 +65,7 @@ async def _files(form: FormData) -> list[dict[str, str]]:
     files = []
     for index, upload in enumerate(uploads):
         name = PurePosixPath((upload.filename or "").replace("\\", "/")).name or f"results-{index + 1}.xml"
-        files.append({"name": name, "content": bodies.utf8(await upload.read(), f"file {name!r}")})
+        files.append({"name": name, "content": junit.report_text(await upload.read(), name)})
     return files
 
 

@@ -12,7 +12,9 @@ from testgate.cli import output
 from testgate.cli.local import call
 from testgate.cli.output import Format, OutputOption
 from testgate.cli.params import DataDir, Env, Org, Target, pairs
+from testgate.errors import InvalidInput
 from testgate.operations.models import ExecutionSummary
+from testgate.platform import junit
 from testgate.platform.results import CaseResult, ResultsPage
 
 app = typer.Typer(help="Test results produced elsewhere (an external CI).", no_args_is_help=True)
@@ -46,9 +48,13 @@ def show_results(page: ResultsPage) -> None:
 
 def _read(path: Path) -> dict[str, str]:
     try:
-        return {"name": path.name, "content": path.read_bytes().decode("utf-8")}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise typer.BadParameter(f"cannot read {path} as UTF-8 text: {exc}", param_hint="FILES") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint="FILES") from None
+    try:
+        return {"name": path.name, "content": junit.report_text(data, path.name)}
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.message, param_hint="FILES") from None
 
 
 @app.command()

@@ -7,8 +7,10 @@ Reports come from many tools: a ``<testsuites>`` or ``<testsuite>`` root, suites
 
 from __future__ import annotations
 
+import codecs
 import io
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -63,6 +65,33 @@ def parse_junit(data: bytes, *, source: str = "", max_bytes: int | None = None) 
         raise InvalidInput(f"{label}the JUnit file is not well-formed XML: {exc}") from None
     except (LookupError, ValueError) as exc:  # an unknown declared encoding, undecodable bytes
         raise InvalidInput(f"{label}the JUnit file cannot be read: {exc}") from None
+
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_DECLARED = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]{0,39})["']""")
+_DECLARATION_ENCODING = re.compile(r"""^(<\?xml[^>]*?\sencoding\s*=\s*["'])[^"']*(["'])""")
+
+
+def report_text(data: bytes, name: str) -> str:
+    """A JUnit file's bytes as text, for the paths that carry reports as text (REST uploads, the CLI, MCP).
+
+    Read in the encoding its byte order mark or XML declaration names (UTF-8 otherwise), as an XML parser
+    would; the declaration is rewritten to say UTF-8, the encoding the text is parsed in later. A file in
+    ISO-8859-1 from an older tool reads as well as a UTF-8 one.
+    """
+    encoding = next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
+    if encoding is None:
+        declared = _DECLARED.match(data)
+        encoding = declared.group(1).decode() if declared else "utf-8"
+    try:
+        text = data.decode(encoding)
+    except LookupError:
+        raise InvalidInput(f"file {name!r}: its XML declaration names an unknown encoding, {encoding!r}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"file {name!r} is not {encoding} text (send the report in the encoding it declares)"
+        ) from None
+    return _DECLARATION_ENCODING.sub(r"\1UTF-8\2", text, count=1)
 
 
 def _refused(label: str) -> InvalidInput:
