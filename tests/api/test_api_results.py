@@ -100,7 +100,7 @@ async def test_a_malformed_multipart_upload_names_the_bad_field(
     assert bad_tags.status_code == 422
     assert [e["path"] for e in bad_tags.json()["errors"]] == ["tags[1]"]
     assert no_name.status_code == 422
-    assert [e["path"] for e in no_name.json()["errors"]] == ["workflow"]
+    assert [(e["path"], e["message"]) for e in no_name.json()["errors"]] == [("workflow", "Field required")]
     assert not_utf8.status_code == 422
     assert not_utf8.json()["detail"] == "file 'x.xml' is not utf-8 text (send the report in the encoding it declares)"
 

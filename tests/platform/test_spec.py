@@ -118,7 +118,7 @@ def test_a_document_that_is_not_a_mapping_is_refused() -> None:
 def test_config_values_are_coerced_by_type_and_enum() -> None:
     params = spec.parse(GOOD, max_bytes=100_000).spec.config
     assert params["retries"].coerce("3") == 3
-    with pytest.raises(ValueError, match="expected integer"):
+    with pytest.raises(ValueError, match="expected an integer, got 'three'"):
         params["retries"].coerce("three")
     with pytest.raises(ValueError, match="one of chromium, firefox"):
         params["browser"].coerce("safari")
@@ -156,3 +156,20 @@ def test_durations_parse_go_style_strings_and_numbers(value: str | int, seconds:
 def test_bad_durations_are_refused(value: str | bool) -> None:
     with pytest.raises(ValueError, match=r"duration|more than 0"):
         spec.parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [
+        ("integer", "three", "expected an integer, got 'three'"),
+        ("integer", True, "expected an integer, got True"),
+        ("number", "1e", "expected a number, got '1e'"),
+        ("boolean", "maybe", "expected a boolean (true or false), got 'maybe'"),
+        ("string", [1], "expected a string, got [1]"),
+        ("integer", "x" * 100, "expected an integer, got '" + "x" * 56 + "..."),
+    ],
+)
+def test_a_config_value_of_the_wrong_kind_says_what_was_expected_once(kind: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=r"^expected ") as refused:
+        spec.ConfigParameter(type=kind).coerce(value)  # type: ignore[arg-type]
+    assert str(refused.value) == message

@@ -75,7 +75,9 @@ async def _from_form(request: Request) -> dict[str, Any]:
         if unknown:
             raise InvalidInput("unknown form fields", errors=[FieldError(k, "unknown field") for k in unknown])
         tags = parse_tags([v for v in form.getlist("tags") if isinstance(v, str)])
-        return {"workflow": form.get("workflow"), "files": await _files(form), "tags": tags}
+        args = {"files": await _files(form), "tags": tags}
+        workflow = form.get("workflow")
+        return args if workflow is None else args | {"workflow": workflow}  # absent: "Field required"
 
 
 @router.post(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from sqlalchemy import func, select
 
 from testgate.access.principal import Permission
@@ -18,6 +18,18 @@ from testgate.store.executions import ExecutionRow
 from testgate.store.workflows import WorkflowRow
 
 Name = Field(min_length=1, max_length=63, description="the workflow's metadata.name")
+
+
+def _scalar(value: Any) -> str | int | float | bool:
+    if isinstance(value, str | int | float):  # bool is an int
+        return value
+    raise ValueError("expected a string, number or boolean")
+
+
+# A run's config value: one message for anything else (a union's would name each member it tried).
+ConfigValue = Annotated[
+    str | int | float | bool, PlainValidator(_scalar), WithJsonSchema({"type": ["string", "number", "boolean"]})
+]
 
 
 class _In(BaseModel):
@@ -320,7 +332,7 @@ async def delete_workflow(ctx: OpContext, args: DeleteWorkflowIn) -> Deleted:
 
 class RunIn(_In):
     name: str = Name
-    config: dict[str, str | int | float | bool] = Field(
+    config: dict[str, ConfigValue] = Field(
         default_factory=dict, description="values for the workflow's config parameters (see get_workflow)"
     )
     tags: dict[str, str] = Field(default_factory=dict, description="tags to put on the execution")

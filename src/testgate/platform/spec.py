@@ -86,25 +86,32 @@ class ConfigParameter(_Model):
         """Check and convert one value given for this parameter."""
         try:
             result: str | int | float | bool
+            if isinstance(value, bool) and self.type in ("integer", "number"):
+                raise ValueError("a boolean is not a number")
             if self.type == "integer":
-                result = int(value) if not isinstance(value, bool) else _raise_bool()
+                result = int(value)
             elif self.type == "number":
-                result = float(value) if not isinstance(value, bool) else _raise_bool()
+                result = float(value)
             elif self.type == "boolean":
                 result = _as_bool(value)
-            else:
-                if not isinstance(value, str | int | float) or isinstance(value, bool):
-                    raise ValueError("expected a string")
+            elif isinstance(value, str | int | float) and not isinstance(value, bool):
                 result = str(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"expected {self.type}: {exc}") from None
+            else:
+                raise ValueError("not a string")
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"expected {_KINDS[self.type]}, got {_shown(value)}") from None
         if self.enum is not None and str(result) not in self.enum:
             raise ValueError(f"must be one of {', '.join(self.enum)}")
         return result
 
 
-def _raise_bool() -> int:
-    raise ValueError("booleans are not numbers")
+_KINDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean (true or false)"}
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it: its JSON-ish repr, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _as_bool(value: Any) -> bool:
@@ -115,7 +122,7 @@ def _as_bool(value: Any) -> bool:
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise ValueError(f"{value!r} is not a boolean")
+    raise ValueError("not a boolean")
 
 
 class ContentFile(_Model):
