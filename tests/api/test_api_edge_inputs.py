@@ -140,3 +140,15 @@ async def test_a_json_route_takes_json_by_any_json_media_type(client: httpx.Asyn
         body = json.dumps({"name": f"login-{number}"})
         response = await client.post(f"{API}/test-cases", content=body, headers=headers)
         assert response.status_code == 201, (content_type, response.text)
+
+
+async def test_an_unknown_query_parameter_is_refused_rather_than_ignored(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    typo = await client.get(f"{API}/executions", params={"statuss": "failed"}, headers=admin)
+    body = await _problem(typo, 422, "statuss", "unknown query parameter")
+    assert "status" in body["errors"][0]["message"]  # the parameters it does take are named
+    on_a_post = await client.post(f"{API}/test-cases", params={"x": "1"}, json={"name": "n"}, headers=admin)
+    await _problem(on_a_post, 422, "unknown query parameter (this route takes: none)")
+    fine = await client.get(f"{API}/executions", params={"status": "failed", "limit": "5"}, headers=admin)
+    assert fine.status_code == 200, fine.text

@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 
 from testgate.api import bodies
 from testgate.api.context import env_path, explicitly_confirmed, platform_of, rest_call
+from testgate.errors import FieldError, InvalidInput
 from testgate.operations.context import Call
 from testgate.operations.dispatch import dispatch
 from testgate.operations.registry import Operation, get
@@ -138,8 +139,15 @@ def _arguments(values: dict[str, Any]) -> dict[str, Any]:
 def endpoint(binding: Binding) -> Callable[..., Awaitable[BaseModel]]:
     """A FastAPI endpoint that dispatches ``binding.operation`` with the request's arguments."""
     op = get(binding.operation)
+    path_names = set(_path_names(binding.path))
+    query_names = set() if binding.method in _BODY_METHODS else set(op.input.model_fields) - path_names
 
     async def handle(request: Request, response: Response, call: Call, **values: Any) -> BaseModel:
+        unknown = sorted(set(request.query_params) - query_names)
+        if unknown:  # ?statuss=failed must not quietly list everything
+            known = ", ".join(sorted(query_names)) or "none"
+            errors = [FieldError(name, f"unknown query parameter (this route takes: {known})") for name in unknown]
+            raise InvalidInput("the request has unknown query parameters", errors=errors)
         if op.destructive:
             call.confirm = explicitly_confirmed
         output = await dispatch(platform_of(request), call, op.name, _arguments(values))
