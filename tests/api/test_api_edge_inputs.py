@@ -152,3 +152,15 @@ async def test_an_unknown_query_parameter_is_refused_rather_than_ignored(
     await _problem(on_a_post, 422, "unknown query parameter (this route takes: none)")
     fine = await client.get(f"{API}/executions", params={"status": "failed", "limit": "5"}, headers=admin)
     assert fine.status_code == 200, fine.text
+
+
+async def test_a_patch_that_changes_nothing_leaves_the_test_case_as_it_was(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    case = (await client.post(f"{API}/test-cases", json={"name": "login", "priority": "minor"}, headers=admin)).json()
+    for change in ({}, {"name": "login", "priority": "minor"}):
+        same = await client.patch(f"{API}/test-cases/{case['id']}", json=change, headers=admin)
+        assert same.status_code == 200, same.text
+        assert same.json()["updated_at"] == case["updated_at"]
+    moved = await client.patch(f"{API}/test-cases/{case['id']}", json={"priority": "critical"}, headers=admin)
+    assert moved.json()["updated_at"] > case["updated_at"]

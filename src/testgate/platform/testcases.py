@@ -93,11 +93,14 @@ async def create(session: AsyncSession, env: Environment, values: dict[str, Any]
 async def update(session: AsyncSession, row: CaseRow, env: Environment, changes: dict[str, Any]) -> CaseRow:
     if "name" in changes and changes["name"] is not None:
         await _ensure_unique(session, env, changes["name"], row.id)
+    changed = False
     for key, value in changes.items():
-        if key in FIELDS and value is not None:
+        if key in FIELDS and value is not None and getattr(row, key) != value:
             setattr(row, key, value)
-    row.updated_at = utcnow()
-    await session.flush()
+            changed = True
+    if changed:  # a PATCH that changes nothing leaves updated_at alone
+        row.updated_at = utcnow()
+        await session.flush()
     return row
 
 
