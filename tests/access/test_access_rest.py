@@ -155,6 +155,18 @@ async def test_a_patch_without_role_or_environments_is_a_422(
     assert response.status_code == 422
 
 
+async def test_a_patch_granting_environments_to_an_admin_is_a_422_and_changes_nothing(
+    client: httpx.AsyncClient, owner_token: dict[str, str]
+) -> None:
+    before = (await client.get(f"{ORG}/members", headers=owner_token)).json()
+    body = {"role": "admin", "environments": {"dev": "read"}}
+    response = await client.patch(f"{ORG}/members/mia@acme.test", json=body, headers=owner_token)
+
+    assert response.status_code == 422
+    assert "an admin holds every environment; grant environments (dev) with role member" in response.text
+    assert (await client.get(f"{ORG}/members", headers=owner_token)).json() == before
+
+
 async def test_an_admin_token_cannot_make_an_owner_and_the_last_owner_stays(
     client: httpx.AsyncClient, owner_token: dict[str, str]
 ) -> None:

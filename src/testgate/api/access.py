@@ -59,6 +59,13 @@ class MemberPatch(BaseModel):
     def _something(self) -> MemberPatch:
         if self.role is None and not self.environments:
             raise ValueError("give a role, environments, or both")
+        granted = [slug for slug, permission in (self.environments or {}).items() if permission != "none"]
+        if self.role in ("owner", "admin") and granted:
+            # As for tokens: the grants would mean nothing now, and silently come back on a later demotion.
+            raise ValueError(
+                f"an {self.role} holds every environment; grant environments ({', '.join(sorted(granted))}) "
+                "with role member, or remove them with none"
+            )
         return self
 
 
