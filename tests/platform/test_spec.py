@@ -173,3 +173,19 @@ def test_a_config_value_of_the_wrong_kind_says_what_was_expected_once(kind: str,
     with pytest.raises(ValueError, match=r"^expected ") as refused:
         spec.ConfigParameter(type=kind).coerce(value)  # type: ignore[arg-type]
     assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        ({"name": "s", "shell": "echo {{ config.nope }}"}, "steps[0].shell"),
+        ({"name": "s", "run": {"command": ["echo"], "args": ["a", "{{config.nope}}"]}}, "steps[0].run.args[1]"),
+        ({"name": "s", "shell": "true", "env": {"X": "{{ config.nope }}"}}, "steps[0].env.X"),
+    ],
+)
+def test_an_undeclared_config_value_is_named_with_the_field_that_uses_it(step: dict[str, object], field: str) -> None:
+    document = {"kind": "TestWorkflow", "metadata": {"name": "w"}, "spec": {"steps": [step]}}
+    with pytest.raises(InvalidInput) as refused:
+        spec.validate(document)
+    (error,) = refused.value.errors
+    assert error.message == f"{field} uses {{{{ config.nope }}}}, which spec.config does not declare"

@@ -256,10 +256,12 @@ class Spec(_Model):
     @model_validator(mode="after")
     def _templates_known(self) -> Spec:
         for index, step in enumerate(self.steps):
-            for text in _step_texts(step):
+            for field, text in _step_texts(step):
                 for name in _TEMPLATE.findall(text):
                     if name not in self.config:
-                        raise ValueError(f"steps[{index}] uses {{{{ config.{name} }}}}, not declared in config")
+                        raise ValueError(
+                            f"steps[{index}].{field} uses {{{{ config.{name} }}}}, which spec.config does not declare"
+                        )
         return self
 
 
@@ -325,10 +327,13 @@ def _scalar_text(value: Any) -> Any:
     return value
 
 
-def _step_texts(step: Step) -> list[str]:
-    texts = [step.shell or "", step.working_dir or "", *step.env.values()]
+def _step_texts(step: Step) -> list[tuple[str, str]]:
+    """Every text of a step that may use ``{{ config.name }}``, with its field path within the step."""
+    texts = [("shell", step.shell or ""), ("workingDir", step.working_dir or "")]
+    texts += [(f"env.{key}", value) for key, value in step.env.items()]
     if step.run:
-        texts += step.run.command + step.run.args
+        texts += [(f"run.command[{i}]", part) for i, part in enumerate(step.run.command)]
+        texts += [(f"run.args[{i}]", part) for i, part in enumerate(step.run.args)]
     return texts
 
 
