@@ -136,6 +136,8 @@ async def test_a_read_only_token_revokes_itself_but_not_its_creators_stronger_to
         await team.call(reader, "token.revoke", {"id": ci})
     assert refused.value.details == {"required": "write", "held": "read"}
     assert (await team.last_event("token.revoke")).outcome == "denied"
+    assert [t.id for t in (await team.call(reader, "token.list")).tokens] == [reader.id]  # nor sees them
+    assert len((await team.call(writer, "token.list")).tokens) == 3
     assert (await team.call(writer, "token.revoke", {"id": ci})).status == "revoked"
     assert (await team.call(reader, "token.revoke", {"id": reader.id})).status == "revoked"
 

@@ -192,12 +192,17 @@ def _check_manage(principal: Principal, row: ApiTokenRow) -> None:
     _check_writes(principal)
     if not principal.is_org_admin and (row.created_by is None or row.created_by != tokens.person_of(principal)):
         raise PermissionDenied("only owners, admins and the token's creator can manage it")
-    if principal.kind == "api_token" and row.id != principal.id and _highest(principal) < Permission.WRITE:
+    if _read_only_token(principal) and row.id != principal.id:
         raise PermissionDenied(
             f"this API token holds {_highest(principal).label} at most; managing other tokens needs a token with "
             "write access, or the creator themselves (CLI, console or OAuth)",
             details={"required": Permission.WRITE.label, "held": _highest(principal).label},
         )
+
+
+def _read_only_token(principal: Principal) -> bool:
+    """An API token that may not change anything anywhere (it reads, or runs at most)."""
+    return principal.kind == "api_token" and _highest(principal) < Permission.WRITE
 
 
 def _highest(principal: Principal) -> Permission:
@@ -252,10 +257,13 @@ async def create_token(ctx: OpContext, args: CreateTokenIn) -> TokenSecret:
 )
 async def list_tokens(ctx: OpContext, args: ListTokensIn) -> TokenList:
     """List API tokens (never their secrets): yours, or every token of the organization for owners and
-    admins, with role, grants, labels, expiry, last use (time and address) and status."""
+    admins, with role, grants, labels, expiry, last use (time and address) and status. A token without
+    write access anywhere sees only itself."""
     query = select(ApiTokenRow).where(ApiTokenRow.organization_id == ctx.organization.id)
     if not ctx.principal.is_org_admin:
         query = query.where(ApiTokenRow.created_by == (tokens.person_of(ctx.principal) or ""))
+    if _read_only_token(ctx.principal):
+        query = query.where(ApiTokenRow.id == ctx.principal.id)  # it may not manage the others: nor see them
     rows = await ctx.db.scalars(query.order_by(ApiTokenRow.created_at, ApiTokenRow.id))
     slugs = await _slugs(ctx)
     infos = [TokenInfo.of(r, slugs) for r in rows]
