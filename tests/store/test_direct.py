@@ -249,6 +249,8 @@ async def test_writes_wait_out_a_checkpoint_in_the_thread_so_the_wal_starts_over
     # 240 transactions after the first 19: without the rewind the WAL holds all ~13 intervals of them.
     # The loop's writes go on while a checkpoint copies, so the WAL also holds what they add meanwhile (here,
     # writers as fast as they can go: two or three intervals in all; in a server, a few dozen events of 1,000).
-    assert wal.stat().st_size <= 6 * one_interval
+    # On a loaded machine a copy takes longer and more is written meanwhile (6.7 intervals measured in CI with
+    # other jobs running); 8 still tells a WAL that starts over from one that never does (13 and more).
+    assert wal.stat().st_size <= 8 * one_interval
     assert sorted(written) == sorted(f"{w}-{n}-{page}" for w in range(4) for n in range(60))
     assert len(_rows(database)) == every - 1 + 240
