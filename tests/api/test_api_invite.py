@@ -6,7 +6,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from testgate.access import users
 from testgate.platform.context import Platform
@@ -114,3 +114,25 @@ async def test_an_unknown_invitation_is_refused_without_a_form(client: httpx.Asy
     assert page.status_code == 400
     assert "invitation link is not valid" in page.text
     assert "<form" not in page.text
+
+
+async def test_a_removed_or_disabled_persons_invitation_no_longer_works(
+    client: httpx.AsyncClient, admin: dict[str, str], platform: Platform
+) -> None:
+    token = await _invite(client, admin)
+    form = await _form(client, token)
+    removed = await client.delete(f"{ORG}/members/nia@acme.test", headers=admin)
+    assert removed.status_code == 200, removed.text
+
+    reopened = await client.get("/invite", params={"token": token})
+    submitted = await client.post("/invite", data=form)
+
+    assert reopened.status_code == 400
+    assert "invitation link is not valid" in reopened.text
+    assert submitted.status_code == 400
+    assert (await _user(platform)).password_hash is None
+
+    second = await _invite(client, admin)  # invited again, then disabled
+    async with platform.db.session() as session:
+        await session.execute(update(User).where(User.email == "nia@acme.test").values(disabled=True))
+    assert (await client.get("/invite", params={"token": second})).status_code == 400

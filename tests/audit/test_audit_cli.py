@@ -138,3 +138,9 @@ def test_a_refused_export_leaves_an_existing_file_as_it_was_and_creates_none(cli
         assert refused.exit_code == 1, refused.output
     assert existing.read_text() == "yesterday's export\n"
     assert not fresh.exists()
+
+
+def test_an_export_to_a_device_or_a_pipe_is_written_without_truncating_it(cli: AuditCli) -> None:
+    cli.ok("workflow", "list")
+    result = cli.ok("audit", "export", "--file", "/dev/null")  # /dev/null cannot be truncated
+    assert "exported to /dev/null" in result.stderr

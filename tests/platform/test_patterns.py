@@ -45,9 +45,16 @@ def test_what_only_backtracking_can_do_is_refused_with_the_reason(pattern: str, 
     with pytest.raises(InvalidInput, match="not a valid regular expression") as refused:
         compile_grep(pattern)
     assert why in refused.value.message
-    assert "backreferences and lookaround are not supported" in refused.value.message
+    assert "RE2 has no backreferences, lookaround" in refused.value.message
 
 
 def test_a_pattern_longer_than_the_bound_is_refused() -> None:
     with pytest.raises(InvalidInput, match=f"longer than {MAX_PATTERN} characters"):
         compile_grep("a" * (MAX_PATTERN + 1))
+
+
+def test_word_and_digit_classes_are_ascii_and_unicode_classes_are_spelled_out() -> None:
+    """RE2's \\w, \\d and \\b are ASCII (Python's are Unicode): the tools' descriptions say so."""
+    assert compile_grep(r"\w+").search("é") is None
+    assert compile_grep(r"\pL+").search("café").group(0) == "café"
+    assert compile_grep(r"\p{Nd}").search("٣") is not None

@@ -210,5 +210,7 @@ async def remove(session: AsyncSession, org: Organization, actor: Principal, ref
     now = utcnow()
     revoked = sum(tokens.revoke(row, now) for row in owned)
     await session.delete(member.membership)
+    # An invitation not yet accepted was this organization's: it ends with the membership.
+    member.user.invite_hash = member.user.invite_expires_at = None
     await session.flush()
     return member, revoked

@@ -165,7 +165,9 @@ async def invited_user(session: AsyncSession, secret: str, *, now: datetime | No
     """The user a still valid invitation secret belongs to (the invitation page's form); ``redeem_invite``'s
     errors otherwise."""
     user = await session.scalar(select(User).where(User.invite_hash == hash_secret(secret)))
-    if user is None or user.invite_expires_at is None:
+    member = user is not None and await session.scalar(select(Membership.id).where(Membership.user_id == user.id))
+    if user is None or user.invite_expires_at is None or user.disabled or not member:
+        # Used already, or the person was removed or disabled since: the link no longer stands for anything.
         raise NotFound("this invitation link is not valid (it may have been used already)")
     if user.invite_expires_at <= (now or utcnow()):
         raise Conflict("this invitation link has expired; ask an admin for a new one")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
@@ -151,7 +152,8 @@ class _ExportFile:
     def start(self) -> AbstractContextManager[TextIO]:
         if self._fd < 0:
             return nullcontext(sys.stdout)
-        os.ftruncate(self._fd, 0)
+        if stat.S_ISREG(os.fstat(self._fd).st_mode):  # not /dev/null or a pipe: those cannot be truncated
+            os.ftruncate(self._fd, 0)
         fd, self._fd, self._created = self._fd, -1, False
         return os.fdopen(fd, "w", encoding="utf-8", newline="")
 

@@ -68,9 +68,9 @@ async def list_executions(ctx: OpContext, args: ListExecutionsIn) -> ExecutionLi
         limit=args.limit,
         cursor=args.cursor,
     )
-    if args.workflow and not page.rows and args.cursor is None:
-        # Nothing at all for a name: say whether the workflow exists, so a typo is not read as "it never
-        # ran". A deleted workflow's executions stay listed under its name.
+    if args.workflow and not page.rows and not await executions.any_under(ctx.db, ctx.env, args.workflow):
+        # No execution was ever filed under this name: say whether the workflow exists, so a typo is not
+        # read as "it never ran". A deleted workflow's executions, and uploads', stay listed under its name.
         await workflows.get(ctx.db, ctx.env, args.workflow)
     tags = await executions.tags_of(ctx.db, [r.id for r in page.rows])
     return ExecutionList(
@@ -128,7 +128,10 @@ class LogsIn(_In):
     grep: str | None = Field(
         default=None,
         max_length=500,
-        description="regular expression to search for (RE2: Python's syntax without backreferences or lookaround)",
+        description=(
+            "regular expression to search for, RE2 syntax: no backreferences or lookaround; \\w, \\d and \\b "
+            "match ASCII only (\\pL: any letter)"
+        ),
     )
     context: int = Field(default=0, ge=0, le=20, description="lines of context around each grep match")
     max_matches: int = Field(default=50, ge=1, le=500)

@@ -53,7 +53,9 @@ class ReadArtifactIn(_In):
     start_line: int | None = Field(default=None, ge=1, le=MAX_KEY)
     end_line: int | None = Field(default=None, ge=1, le=MAX_KEY)
     grep: str | None = Field(
-        default=None, max_length=500, description="regular expression (RE2: no backreferences or lookaround)"
+        default=None,
+        max_length=500,
+        description="regular expression, RE2 syntax: no backreferences or lookaround; \\w, \\d, \\b are ASCII",
     )
     context: int = Field(default=0, ge=0, le=20)
     max_matches: int = Field(default=50, ge=1, le=500)

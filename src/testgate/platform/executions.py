@@ -25,6 +25,7 @@ from testgate.store.workflows import WorkflowRow
 STATUSES = ("queued", "running", "passed", "failed", "aborted", "timed_out")
 TERMINAL = frozenset({"passed", "failed", "aborted", "timed_out"})
 MASK = "***"
+MAX_TAG_VALUE = 255
 
 
 def resolve_config(spec: specs.Spec, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -61,8 +62,8 @@ def validate_tags(tags: Mapping[str, str]) -> dict[str, str]:
     for key, value in tags.items():
         if not specs.LABEL_KEY.match(key):
             raise InvalidInput(f"tag key {key!r} is not valid (letters, digits, '._/-', at most 63)")
-        if not isinstance(value, str) or len(value) > 255:
-            raise InvalidInput(f"tag {key!r}: the value must be a string of at most 255 characters")
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            raise InvalidInput(f"tag {key!r}: the value must be a string of at most {MAX_TAG_VALUE} characters")
     if len(tags) > 50:
         raise InvalidInput("at most 50 tags per execution")
     return dict(tags)
@@ -241,10 +242,16 @@ async def list_page(
     return Page(rows, encode_cursor(rows[-1].id) if more else None)
 
 
+async def any_under(session: AsyncSession, env: Environment, workflow: str) -> bool:
+    """Whether any execution at all is filed under ``workflow`` (its definition may be gone, or never was)."""
+    found = await session.scalar(_scoped(env).where(ExecutionRow.workflow_name == workflow).limit(1))
+    return found is not None
+
+
 def _tag_selector(selector: str | None) -> dict[str, str | None]:
     from testgate.platform.workflows import parse_selector
 
-    return parse_selector(selector)
+    return parse_selector(selector, max_value=MAX_TAG_VALUE)
 
 
 def _escape_like(text: str) -> str:

@@ -67,7 +67,20 @@ def parse_junit(data: bytes, *, source: str = "", max_bytes: int | None = None) 
         raise InvalidInput(f"{label}the JUnit file cannot be read: {exc}") from None
 
 
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# UTF-32's marks first: UTF-32-LE's begins with UTF-16-LE's.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# The encodings reports come in, by codecs' own names. A declaration may not pick just any codec Python
+# has: some (punycode) take time growing with the square of the input, on the event loop.
+ENCODINGS = frozenset(
+    {"utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be", "ascii"}
+    | {"iso8859-1", "iso8859-15", "cp1252"}
+)
 _DECLARED = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]{0,39})["']""")
 _DECLARATION_ENCODING = re.compile(r"""^(<\?xml[^>]*?\sencoding\s*=\s*["'])[^"']*(["'])""")
 
@@ -76,18 +89,25 @@ def report_text(data: bytes, name: str) -> str:
     """A JUnit file's bytes as text, for the paths that carry reports as text (REST uploads, the CLI, MCP).
 
     Read in the encoding its byte order mark or XML declaration names (UTF-8 otherwise), as an XML parser
-    would; the declaration is rewritten to say UTF-8, the encoding the text is parsed in later. A file in
-    ISO-8859-1 from an older tool reads as well as a UTF-8 one.
+    would, if it is one of ``ENCODINGS``; the declaration is rewritten to say UTF-8, the encoding the text
+    is parsed in later. A file in ISO-8859-1 from an older tool reads as well as a UTF-8 one.
     """
     encoding = next((codec for bom, codec in _BOMS if data.startswith(bom)), None)
     if encoding is None:
         declared = _DECLARED.match(data)
         encoding = declared.group(1).decode() if declared else "utf-8"
     try:
-        text = data.decode(encoding)
+        known = codecs.lookup(encoding).name in ENCODINGS
     except LookupError:
-        raise InvalidInput(f"file {name!r}: its XML declaration names an unknown encoding, {encoding!r}") from None
-    except UnicodeDecodeError:
+        known = False
+    if not known:
+        raise InvalidInput(
+            f"file {name!r}: its XML declaration names an encoding testgate does not read, {encoding!r} "
+            "(send UTF-8, UTF-16, UTF-32, ISO-8859-1, ISO-8859-15 or Windows-1252)"
+        )
+    try:
+        text = data.decode(encoding)
+    except UnicodeError:
         raise InvalidInput(
             f"file {name!r} is not {encoding} text (send the report in the encoding it declares)"
         ) from None

@@ -4,7 +4,9 @@ Python's ``re`` backtracks: ``^(.*.*){1,5}#`` takes about ten seconds on one 27-
 grep runs on the event loop, so one read-only caller could stall every request the server has (and the
 request timeout cannot interrupt a match). RE2 (``google-re2``) matches in time linear in the pattern and
 the text, within a bounded amount of memory, whatever the pattern. The price: it refuses what only
-backtracking can do (backreferences such as ``\\1``, lookahead and lookbehind), and the error says so.
+backtracking can do (backreferences such as ``\\1``, lookahead and lookbehind, atomic groups), and the
+error says so; and ``\\w``, ``\\d`` and ``\\b`` match ASCII only (``\\pL`` and ``\\p{Nd}`` match any letter or
+digit), which the tools' descriptions say.
 """
 
 from __future__ import annotations
@@ -28,8 +30,7 @@ class Pattern(Protocol):
 
 
 def compile_grep(pattern: str) -> Pattern:
-    """The caller's regular expression (RE2 syntax: Python's without backreferences or lookaround), or
-    ``InvalidInput`` naming what is wrong with it."""
+    """The caller's regular expression in RE2 syntax, or ``InvalidInput`` naming what is wrong with it."""
     if len(pattern) > MAX_PATTERN:
         raise InvalidInput(f"grep: the pattern is longer than {MAX_PATTERN} characters")
     try:
@@ -37,7 +38,7 @@ def compile_grep(pattern: str) -> Pattern:
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise InvalidInput(
-            f"grep {pattern!r} is not a valid regular expression: {reason} (backreferences and lookaround "
-            "are not supported: matching stays linear in the text)"
+            f"grep {pattern!r} is not a valid regular expression in RE2 syntax: {reason} (RE2 has no "
+            "backreferences, lookaround, atomic groups or \\Z, so that matching stays linear in the text)"
         ) from None
     return compiled

@@ -16,11 +16,13 @@ from testgate.store.tenancy import Environment
 from testgate.store.workflows import WorkflowRow
 
 
-def parse_selector(selector: str | None) -> dict[str, str | None]:
+def parse_selector(selector: str | None, *, max_value: int = specs.MAX_LABEL_VALUE) -> dict[str, str | None]:
     """``team=qa,smoke`` -> {"team": "qa", "smoke": None} (a bare key means "has the label").
 
-    Anything else (``team!=qa``, ``team==qa``, a key no label can have) is refused rather than read as a
-    selector that matches nothing.
+    Operators testgate does not support (``team!=qa``, ``team==qa``, ``a in (b)``) are refused rather than
+    read as a selector that matches nothing. Keys are otherwise taken as they are: test cases stored before
+    labels were checked may have keys no new label can have, and must stay selectable. ``max_value`` is the
+    longest value the selected field holds (63 for labels, 255 for execution tags).
     """
     result: dict[str, str | None] = {}
     for part in (selector or "").split(","):
@@ -28,13 +30,16 @@ def parse_selector(selector: str | None) -> dict[str, str | None]:
         if not part:
             continue
         key, sep, value = (piece.strip() for piece in part.partition("="))
-        if not specs.LABEL_KEY.match(key) or value.startswith(("=", "!")) or len(value) > specs.MAX_LABEL_VALUE:
+        if not key or _OPERATOR_CHARS & set(key) or value.startswith(("=", "!")) or len(value) > max_value:
             raise InvalidInput(
-                f"label selector {selector!r}: {part!r} is not 'key' or 'key=value' (keys are letters, digits and "
-                f"'._/-'; values at most {specs.MAX_LABEL_VALUE} characters; '!=' and '==' are not supported)"
+                f"label selector {selector!r}: {part!r} is not 'key' or 'key=value' (values at most {max_value} "
+                "characters; '!=', '==' and set operators are not supported)"
             )
         result[key] = value if sep else None
     return result
+
+
+_OPERATOR_CHARS = frozenset("!=<>()")
 
 
 def matches(labels: dict[str, Any], selector: dict[str, str | None]) -> bool:

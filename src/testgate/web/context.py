@@ -52,7 +52,7 @@ async def signed_in(request: Request) -> tuple[bytes, BrowserSession, User]:
     browser = session.current(key, request)
     if browser is None:
         raise Unauthenticated("sign in to use the console")
-    async with platform.db.session() as db:
+    async with platform.db.session(write=False) as db:
         user = oauth_browser.valid_for(browser, await db.get(User, browser.user_id))
     if user is None:
         raise Unauthenticated("this sign-in is over (signed out, or the account is no longer active)")
@@ -172,7 +172,7 @@ async def console_of(request: Request, org: Org, env: Env) -> Console:
     """The console of a signed-in person in ``org``/``env``; ``NotFound`` for what they cannot see."""
     key, browser, user = await signed_in(request)
     platform = platform_of(request)
-    async with platform.db.session() as db:
+    async with platform.db.session(write=False) as db:
         identity = await console_identity(db, user, org)
     choice = identity.environment(env)
     if choice is None:
