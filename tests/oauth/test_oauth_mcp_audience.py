@@ -62,28 +62,20 @@ async def test_a_session_outlives_the_refresh_of_its_access_token_and_stays_its_
             session_id = opened.headers["mcp-session-id"]
             refreshed = (await flow.refresh(client_id, first["refresh_token"])).json()
             assert refreshed["access_token"] != first["access_token"]
-            listed = await http.post(
-                live.url("dev"),
-                json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-                headers={
-                    **ACCEPT,
-                    "Authorization": f"Bearer {refreshed['access_token']}",
-                    "Mcp-Session-Id": session_id,
-                    "MCP-Protocol-Version": "2025-11-25",
-                },
-            )
+            listed = await _tools_in(http, live.url("dev"), refreshed["access_token"], session_id)
             async with httpx.AsyncClient(base_url=live.base, timeout=30) as bobs_browser:  # signed in as bob
                 someone_else = await oauth_flow(bobs_browser, live.base).tokens(client_id, "bob@example.com")
-            taken = await http.post(
-                live.url("dev"),
-                json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
-                headers={
-                    **ACCEPT,
-                    "Authorization": f"Bearer {someone_else['access_token']}",
-                    "Mcp-Session-Id": session_id,
-                    "MCP-Protocol-Version": "2025-11-25",
-                },
-            )
+            taken = await _tools_in(http, live.url("dev"), someone_else["access_token"], session_id)
     assert listed.status_code == 200, listed.text
     assert "run_workflow" in listed.text
     assert taken.status_code == 404  # another person's session does not exist for them
+
+
+async def _tools_in(http: httpx.AsyncClient, url: str, token: str, session_id: str) -> httpx.Response:
+    """``tools/list`` in session ``session_id`` with ``token`` (2025-11-25 era)."""
+    headers = {**ACCEPT, "Authorization": f"Bearer {token}", "Mcp-Session-Id": session_id}
+    return await http.post(
+        url,
+        json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        headers={**headers, "MCP-Protocol-Version": "2025-11-25"},
+    )

@@ -18,7 +18,7 @@ from testgate.config import Settings
 from testgate.oauth.settings import UpstreamSettings
 from testgate.operations.context import Call
 from testgate.operations.dispatch import dispatch
-from testgate.platform import links, tenancy
+from testgate.platform import links, logs, tenancy
 from testgate.platform.context import Platform
 from testgate.store.audit import AuditEventRow
 from testgate.web.auth import safe_next
@@ -500,7 +500,8 @@ async def test_the_log_stream_ends_once_its_reader_loses_access_while_the_run_go
     run = await dispatch(platform, call, "workflow.run", {"name": "gated", "config": {"gate": str(gate)}})
     try:
         following = asyncio.create_task(client.get(f"/ui/acme/dev/executions/{run.id}/logs/stream"))
-        await asyncio.sleep(0.5)
+        with anyio.fail_after(20):
+            await _logged(platform, call, run.id, "waiting for the gate")
         assert not following.done()  # the run is waiting at its gate, and the stream follows it
         await dispatch(platform, call, "member.grant", {"user": "ada@example.com", "environments": {"dev": "none"}})
         with anyio.fail_after(20):
@@ -513,3 +514,10 @@ async def test_the_log_stream_ends_once_its_reader_loses_access_while_the_run_go
         gate.touch()
         (tmp_path / "gate.done").touch()
         await dispatch(platform, call, "execution.wait", {"ids": [run.id], "timeout": 30})
+
+
+async def _logged(platform: Platform, call: Call, execution_id: str, text: str) -> None:
+    """Return once the execution's log has a line containing ``text`` (bounded by the caller's timeout)."""
+    async for line in logs.follow(platform, execution_id, 0):
+        if text in line.text:
+            return

@@ -9,8 +9,6 @@ every organization the person belongs to, in the same transaction.
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
@@ -18,13 +16,14 @@ from sqlalchemy import select
 from testgate.access import users
 from testgate.api.context import client_address, platform_of
 from testgate.api.request_id import request_id_of
-from testgate.api.setup import MAX_TOKEN, csrf_ok, csrf_value, form_error, form_fields, message, page
+from testgate.api.setup import MAX_TOKEN, csrf_ok, form_error, form_fields, form_page, message, page
 from testgate.audit import recorder
 from testgate.errors import InvalidInput, TestgateError
 from testgate.store.tenancy import Membership, User
 
 CSRF_COOKIE = "testgate_invite_csrf"
 TEMPLATE = "invite.html"
+TITLE = "Accept your invitation"
 EXPIRED = "This form has expired or did not come from the invitation link. Open the link again."
 
 router = APIRouter(include_in_schema=False)
@@ -37,19 +36,8 @@ async def invite_form(request: Request, token: str = "") -> HTMLResponse:
         async with platform_of(request).db.session(write=False) as session:
             user = await users.invited_user(session, token[:MAX_TOKEN])
     except TestgateError as exc:
-        return page(TEMPLATE, 400, error=message(exc))
-    nonce = secrets.token_urlsafe(32)
-    response = page(TEMPLATE, 200, form=True, email=user.email, token=token, csrf=csrf_value(nonce, token))
-    response.set_cookie(
-        CSRF_COOKIE,
-        nonce,
-        max_age=3600,
-        path="/invite",
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
-    )
-    return response
+        return page(TEMPLATE, 400, title=TITLE, error=message(exc))
+    return form_page(request, TEMPLATE, CSRF_COOKIE, "/invite", token, title=TITLE, email=user.email)
 
 
 @router.post("/invite", response_class=HTMLResponse)
@@ -58,18 +46,18 @@ async def invite_submit(request: Request) -> HTMLResponse:
     fields = await form_fields(request)
     token = fields.get("token", "")[:MAX_TOKEN]
     if not csrf_ok(request.cookies.get(CSRF_COOKIE), token, fields.get("csrf", "")):
-        return page(TEMPLATE, 400, error=EXPIRED)
+        return page(TEMPLATE, 400, title=TITLE, error=EXPIRED)
     again = {"form": True, "token": token, "csrf": fields["csrf"], "email": fields.get("email", "")}
     problem = form_error(fields)
     if problem:
-        return page(TEMPLATE, 400, error=problem, **again)
+        return page(TEMPLATE, 400, title=TITLE, error=problem, **again)
     try:
         user = await _accept(request, token, fields["password"])
     except InvalidInput as exc:
-        return page(TEMPLATE, 400, error=message(exc), **again)
+        return page(TEMPLATE, 400, title=TITLE, error=message(exc), **again)
     except TestgateError as exc:
-        return page(TEMPLATE, 400, error=message(exc))
-    response = page(TEMPLATE, 200, done=True, email=user.email)
+        return page(TEMPLATE, 400, title=TITLE, error=message(exc))
+    response = page(TEMPLATE, 200, title=TITLE, done=True, email=user.email)
     response.delete_cookie(CSRF_COOKIE, path="/invite")
     return response
 

@@ -38,6 +38,7 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 EXPIRED = "This form has expired or did not come from the setup link. Open the setup link again."
+TITLE = "Create the first owner"
 
 _templates = Environment(loader=PackageLoader("testgate", "web/templates"), autoescape=select_autoescape(["html"]))
 router = APIRouter(include_in_schema=False)
@@ -60,7 +61,7 @@ def page(template: str, status: int, **context: Any) -> HTMLResponse:
 
 
 def _page(status: int, **context: Any) -> HTMLResponse:
-    return page("setup.html", status, **context)
+    return page("setup.html", status, title=TITLE, **context)
 
 
 def message(exc: TestgateError) -> str:
@@ -83,17 +84,15 @@ async def setup_form(request: Request, token: str = "") -> HTMLResponse:
             await users.check_setup_token(session, org, token[:MAX_TOKEN])
     except TestgateError as exc:
         return _page(400, error=message(exc))
+    return form_page(request, "setup.html", CSRF_COOKIE, "/setup", token, title=TITLE, org=org.name, name="", email="")
+
+
+def form_page(request: Request, template: str, cookie: str, path: str, token: str, **context: Any) -> HTMLResponse:
+    """A one-time link's form: its anti-CSRF value bound to ``token``, the nonce in a strict cookie on ``path``."""
     nonce = secrets.token_urlsafe(32)
-    response = _page(200, form=True, org=org.name, token=token, csrf=csrf_value(nonce, token), name="", email="")
-    response.set_cookie(
-        CSRF_COOKIE,
-        nonce,
-        max_age=3600,
-        path="/setup",
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
-    )
+    response = page(template, 200, form=True, token=token, csrf=csrf_value(nonce, token), **context)
+    secure = request.url.scheme == "https"
+    response.set_cookie(cookie, nonce, max_age=3600, path=path, secure=secure, httponly=True, samesite="strict")
     return response
 
 

@@ -12,7 +12,7 @@ from testgate.operations.context import OpContext
 from testgate.operations.models import Deleted
 from testgate.operations.registry import Confirmation, operation
 from testgate.platform import testcases
-from testgate.platform.spec import check_labels
+from testgate.platform.labels import check_labels
 from testgate.store.workflows import CaseRow
 
 Priority = Literal["blocker", "critical", "normal", "minor", "trivial"]

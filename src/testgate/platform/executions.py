@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.errors import Conflict, InvalidInput, NotFound
+from testgate.platform import labels
 from testgate.platform import spec as specs
 from testgate.platform.pagination import MAX_KEY, clamp_limit, decode_cursor, encode_cursor
 from testgate.store.base import utcnow
@@ -60,7 +61,7 @@ def resolve_config(spec: specs.Spec, given: Mapping[str, Any]) -> tuple[dict[str
 
 def validate_tags(tags: Mapping[str, str]) -> dict[str, str]:
     for key, value in tags.items():
-        if not specs.LABEL_KEY.match(key):
+        if not labels.LABEL_KEY.match(key):
             raise InvalidInput(f"tag key {key!r} is not valid (letters, digits, '._/-', at most 63)")
         if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
             raise InvalidInput(f"tag {key!r}: the value must be a string of at most {MAX_TAG_VALUE} characters")
@@ -249,9 +250,7 @@ async def any_under(session: AsyncSession, env: Environment, workflow: str) -> b
 
 
 def _tag_selector(selector: str | None) -> dict[str, str | None]:
-    from testgate.platform.workflows import parse_selector
-
-    return parse_selector(selector, max_value=MAX_TAG_VALUE)
+    return labels.parse_selector(selector, max_value=MAX_TAG_VALUE)
 
 
 def _escape_like(text: str) -> str:

@@ -16,25 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from testgate.errors import FieldError, InvalidInput, validation_message
 from testgate.ids import is_slug
-
-# A label's (and an execution tag's) key: letters, digits and '._/-', starting and ending alphanumeric.
-LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
-MAX_LABEL_VALUE = 63
-MAX_LABELS = 50
-
-
-def check_labels(labels: dict[str, str]) -> dict[str, str]:
-    """``labels`` if each key is a label key and each value at most 63 characters, at most 50 of them;
-    ``ValueError`` naming the first that is not."""
-    if len(labels) > MAX_LABELS:
-        raise ValueError(f"at most {MAX_LABELS} labels")
-    for key, val in labels.items():
-        if not LABEL_KEY.match(key):
-            raise ValueError(f"label key {key!r} is not valid (letters, digits, '._/-', at most 63)")
-        if len(val) > MAX_LABEL_VALUE:
-            raise ValueError(f"label {key!r}: value longer than {MAX_LABEL_VALUE} characters")
-    return labels
-
+from testgate.platform import labels
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
 _TEMPLATE = re.compile(r"\{\{\s*config\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
@@ -280,7 +262,7 @@ class Metadata(_Model):
     @field_validator("labels")
     @classmethod
     def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
+        return labels.check_labels(value)
 
 
 class Workflow(_Model):

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.errors import Conflict, NotFound
+from testgate.platform.labels import matches, parse_selector
 from testgate.platform.pagination import clamp_limit, decode_cursor, encode_cursor
-from testgate.platform.workflows import matches, parse_selector
 from testgate.store.base import utcnow
 from testgate.store.tenancy import Environment
 from testgate.store.workflows import CaseRow

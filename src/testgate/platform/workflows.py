@@ -3,47 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.errors import Conflict, InvalidInput, NotFound
+from testgate.platform import labels
 from testgate.platform import spec as specs
 from testgate.store.base import utcnow
 from testgate.store.executions import ExecutionRow
 from testgate.store.tenancy import Environment
 from testgate.store.workflows import WorkflowRow
-
-
-def parse_selector(selector: str | None, *, max_value: int = specs.MAX_LABEL_VALUE) -> dict[str, str | None]:
-    """``team=qa,smoke`` -> {"team": "qa", "smoke": None} (a bare key means "has the label").
-
-    Operators testgate does not support (``team!=qa``, ``team==qa``, ``a in (b)``) are refused rather than
-    read as a selector that matches nothing. Keys are otherwise taken as they are: test cases stored before
-    labels were checked may have keys no new label can have, and must stay selectable. ``max_value`` is the
-    longest value the selected field holds (63 for labels, 255 for execution tags).
-    """
-    result: dict[str, str | None] = {}
-    for part in (selector or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, value = (piece.strip() for piece in part.partition("="))
-        if not key or _OPERATOR_CHARS & set(key) or value.startswith(("=", "!")) or len(value) > max_value:
-            raise InvalidInput(
-                f"label selector {selector!r}: {part!r} is not 'key' or 'key=value' (values at most {max_value} "
-                "characters; '!=', '==' and set operators are not supported)"
-            )
-        result[key] = value if sep else None
-    return result
-
-
-_OPERATOR_CHARS = frozenset("!=<>()")
-
-
-def matches(labels: dict[str, Any], selector: dict[str, str | None]) -> bool:
-    return all(k in labels and (v is None or str(labels[k]) == v) for k, v in selector.items())
 
 
 async def get(session: AsyncSession, env: Environment, name: str) -> WorkflowRow:
@@ -61,12 +31,12 @@ async def list_all(
     rows = await session.scalars(
         select(WorkflowRow).where(WorkflowRow.environment_id == env.id).order_by(WorkflowRow.name)
     )
-    wanted = parse_selector(selector)
+    wanted = labels.parse_selector(selector)
     needle = (text or "").lower()
     return [
         r
         for r in rows
-        if matches(r.labels, wanted) and (not needle or needle in r.name or needle in r.description.lower())
+        if labels.matches(r.labels, wanted) and (not needle or needle in r.name or needle in r.description.lower())
     ]
 
 
@@ -132,8 +102,8 @@ async def delete_workflow(session: AsyncSession, row: WorkflowRow, *, with_execu
 
 def labels_of(rows: list[WorkflowRow]) -> dict[str, list[str]]:
     """Every label key with its distinct values, sorted."""
-    labels: dict[str, set[str]] = {}
+    found: dict[str, set[str]] = {}
     for row in rows:
         for key, value in row.labels.items():
-            labels.setdefault(key, set()).add(str(value))
-    return {k: sorted(v) for k, v in sorted(labels.items())}
+            found.setdefault(key, set()).add(str(value))
+    return {k: sorted(v) for k, v in sorted(found.items())}
