@@ -14,9 +14,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from testgate.access import users
-from testgate.api.context import client_address, platform_of
-from testgate.api.request_id import request_id_of
-from testgate.api.setup import MAX_TOKEN, csrf_ok, form_error, form_fields, form_page, message, page
+from testgate.api.context import platform_of
+from testgate.api.setup import MAX_TOKEN, csrf_ok, form_error, form_fields, form_page, message, page, user_event
 from testgate.audit import recorder
 from testgate.errors import InvalidInput, TestgateError
 from testgate.store.tenancy import Membership, User
@@ -68,22 +67,5 @@ async def _accept(request: Request, token: str, password: str) -> User:
         user = await users.redeem_invite(session, token, password=password)
         organizations = await session.scalars(select(Membership.organization_id).where(Membership.user_id == user.id))
         for organization_id in sorted(organizations):
-            await recorder.record(session, _event(request, organization_id, user))
+            await recorder.record(session, user_event(request, organization_id, user, "auth.invite_accepted"))
     return user
-
-
-def _event(request: Request, organization_id: str, user: User) -> recorder.Event:
-    agent = request.headers.get("user-agent")
-    return recorder.Event(
-        organization_id=organization_id,
-        action="auth.invite_accepted",
-        outcome="allowed",
-        transport="web",
-        actor_type="user",
-        actor_id=user.id,
-        actor_name=user.email,
-        resources=[{"type": "user", "id": user.id, "name": user.email}],
-        request_id=request_id_of(request),
-        source_address=client_address(request),
-        user_agent=agent[:400] if agent else None,
-    )

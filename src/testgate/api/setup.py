@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.access import users
-from testgate.api.context import client_address, platform_of
+from testgate.api.context import MAX_USER_AGENT, client_address, platform_of
 from testgate.api.request_id import request_id_of
 from testgate.audit import recorder
 from testgate.errors import InvalidInput, TestgateError
@@ -144,15 +144,19 @@ async def _create(request: Request, token: str, fields: dict[str, str]) -> tuple
         user = await users.create_owner(
             session, org, email=fields.get("email", ""), name=fields.get("name", ""), password=fields["password"]
         )
-        await recorder.record(session, _event(request, org, user))
+        arguments = {"email": user.email, "name": user.name}
+        await recorder.record(session, user_event(request, org.id, user, "setup.owner_created", arguments))
     return user, org
 
 
-def _event(request: Request, org: Organization, user: User) -> recorder.Event:
+def user_event(
+    request: Request, organization_id: str, user: User, action: str, arguments: dict[str, Any] | None = None
+) -> recorder.Event:
+    """The audit event of a one-time-link page: ``user`` acted on their own account, over the web."""
     agent = request.headers.get("user-agent")
     return recorder.Event(
-        organization_id=org.id,
-        action="setup.owner_created",
+        organization_id=organization_id,
+        action=action,
         outcome="allowed",
         transport="web",
         actor_type="user",
@@ -161,6 +165,6 @@ def _event(request: Request, org: Organization, user: User) -> recorder.Event:
         resources=[{"type": "user", "id": user.id, "name": user.email}],
         request_id=request_id_of(request),
         source_address=client_address(request),
-        user_agent=agent[:400] if agent else None,
-        arguments={"email": user.email, "name": user.name},
+        user_agent=agent[:MAX_USER_AGENT] if agent else None,
+        arguments=arguments or {},
     )
