@@ -65,6 +65,19 @@ async def test_signing_in_sets_an_httponly_samesite_lax_session_cookie_scoped_to
     assert (event.outcome, event.actor_name, event.transport) == ("allowed", "ada@example.com", "web")
 
 
+async def test_a_console_pages_operation_is_audited_with_the_request_id_address_and_user_agent(
+    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn, audit_events: Events
+) -> None:
+    await make_user("ada@example.com", grants={"dev": Permission.READ})
+    await signed_in(client, "ada@example.com")
+    sent = {"X-Request-ID": "console-page-1", "User-Agent": "Mozilla/5.0 (console test)"}
+    page = await client.get("/ui/acme/dev/workflows", headers=sent)
+    assert page.status_code == 200
+    [event] = [e for e in await audit_events("workflow.list") if e.request_id == "console-page-1"]
+    assert (event.transport, event.actor_name) == ("web", "ada@example.com")
+    assert (event.source_address, event.user_agent) == ("203.0.113.9", "Mozilla/5.0 (console test)")
+
+
 async def test_a_wrong_password_is_refused_with_the_same_words_as_an_unknown_address_and_audited(
     client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn, audit_events: Events
 ) -> None:

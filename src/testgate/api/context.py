@@ -10,8 +10,8 @@ from fastapi import Path, Request
 from pydantic import BaseModel
 
 from testgate.access.principal import Principal
-from testgate.api.request_id import request_id_of
 from testgate.errors import Unauthenticated
+from testgate.http.origin import origin_of
 from testgate.operations.context import Call, ConfirmOutcome
 from testgate.operations.dispatch import dispatch
 from testgate.platform.context import Platform
@@ -19,7 +19,6 @@ from testgate.platform.context import Platform
 M = TypeVar("M", bound=BaseModel)
 
 PREFIX = "/api/v1/organizations/{org}/environments/{env}"
-MAX_USER_AGENT = 400
 
 Org = Annotated[str, Path(description="the organization's id (slug)", max_length=63)]
 Env = Annotated[str, Path(description="the environment's id (slug)", max_length=63)]
@@ -54,16 +53,7 @@ def _call(request: Request, org: str, env: str | None) -> Call:
     principal = getattr(request.state, "principal", None)
     if not isinstance(principal, Principal):
         raise Unauthenticated("this endpoint needs an Authorization: Bearer <token> header")
-    agent = request.headers.get("user-agent")
-    return Call(
-        principal=principal,
-        organization=org,
-        environment=env,
-        transport="rest",
-        request_id=request_id_of(request),
-        source_address=client_address(request),
-        user_agent=agent[:MAX_USER_AGENT] if agent else None,
-    )
+    return Call(principal=principal, organization=org, environment=env, transport="rest", **origin_of(request.scope))
 
 
 def env_path(call: Call, *segments: str) -> str:

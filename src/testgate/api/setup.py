@@ -19,10 +19,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.access import users
-from testgate.api.context import MAX_USER_AGENT, client_address, platform_of
-from testgate.api.request_id import request_id_of
+from testgate.api.context import platform_of
 from testgate.audit import recorder
 from testgate.errors import InvalidInput, TestgateError
+from testgate.http.origin import origin_of
 from testgate.platform import tenancy
 from testgate.store.tenancy import Organization, User
 
@@ -153,7 +153,6 @@ def user_event(
     request: Request, organization_id: str, user: User, action: str, arguments: dict[str, Any] | None = None
 ) -> recorder.Event:
     """The audit event of a one-time-link page: ``user`` acted on their own account, over the web."""
-    agent = request.headers.get("user-agent")
     return recorder.Event(
         organization_id=organization_id,
         action=action,
@@ -163,8 +162,6 @@ def user_event(
         actor_id=user.id,
         actor_name=user.email,
         resources=[{"type": "user", "id": user.id, "name": user.email}],
-        request_id=request_id_of(request),
-        source_address=client_address(request),
-        user_agent=agent[:MAX_USER_AGENT] if agent else None,
         arguments=arguments or {},
+        **origin_of(request.scope),
     )

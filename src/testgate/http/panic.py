@@ -22,8 +22,8 @@ from testgate.access.principal import Principal
 from testgate.audit import recorder
 from testgate.errors import NotFound
 from testgate.http import metrics, paths, replies
-from testgate.http.headers import header
 from testgate.http.observe import progress_of
+from testgate.http.origin import origin_of
 from testgate.http.request_id import scope_request_id
 from testgate.mcp.caller import SCOPE_KEY, Caller
 from testgate.platform import tenancy
@@ -32,7 +32,6 @@ from testgate.platform.context import Platform
 log = structlog.get_logger("testgate.http")
 
 AUDIT_TIMEOUT = 5.0  # seconds the audit write may take; a panic caused by the database must not hang
-MAX_USER_AGENT = 400
 
 PlatformRef = Callable[[], Platform | None]
 
@@ -69,22 +68,18 @@ class PanicGuard:
         try:
             with anyio.fail_after(AUDIT_TIMEOUT):
                 async with platform.db.session() as session:
-                    event = await self._event(session, scope, exc, request_id)
+                    event = await self._event(session, scope, exc)
                     if event is not None:
                         await recorder.record(session, event)
         except Exception:
             log.exception("audit write failed for an unhandled error", request_id=request_id)
 
-    async def _event(
-        self, session: AsyncSession, scope: Scope, exc: BaseException, request_id: str
-    ) -> recorder.Event | None:
+    async def _event(self, session: AsyncSession, scope: Scope, exc: BaseException) -> recorder.Event | None:
         path = scope["path"]
         principal = principal_of(scope)
         org_id = await self._organization(session, paths.organization_of(path), principal)
         if org_id is None:
             return None
-        client = scope.get("client")
-        agent = header(scope, b"user-agent")
         return recorder.Event(
             organization_id=org_id,
             action="http.panic",
@@ -94,10 +89,8 @@ class PanicGuard:
             actor_id=principal.id if principal else None,
             actor_name=principal.name if principal else "",
             reason=f"internal error ({type(exc).__name__})",
-            request_id=request_id,
-            source_address=client[0] if client else None,
-            user_agent=agent[:MAX_USER_AGENT] if agent else None,
             arguments={"method": scope.get("method", ""), "path": path},
+            **origin_of(scope),
         )
 
     async def _organization(self, session: AsyncSession, slug: str | None, principal: Principal | None) -> str | None:

@@ -15,10 +15,10 @@ from mcp_types import INVALID_REQUEST
 from starlette.requests import Request
 
 from testgate.access.principal import Principal
+from testgate.http.origin import MAX_USER_AGENT
 from testgate.operations.context import Transport
 
 SCOPE_KEY = "testgate.mcp.caller"
-MAX_USER_AGENT = 400
 
 
 @dataclass(frozen=True)

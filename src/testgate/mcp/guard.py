@@ -27,8 +27,8 @@ from testgate.audit import recorder
 from testgate.config import Settings
 from testgate.errors import NotFound, Unauthenticated
 from testgate.http.headers import header
-from testgate.http.request_id import scope_request_id
-from testgate.mcp.caller import MAX_USER_AGENT, SCOPE_KEY, Caller
+from testgate.http.origin import origin_of
+from testgate.mcp.caller import SCOPE_KEY, Caller
 from testgate.mcp.tools import PlatformRef
 from testgate.oauth.metadata import resource_url, www_authenticate
 from testgate.operations.context import Transport
@@ -140,15 +140,8 @@ class Guard:
             log.info("mcp authentication failed", reason=str(exc), source=source, path=scope["path"])
             return unauthorized(self.settings, org, env, str(exc))
         # The front door has assigned the request id (``testgate.http.observe``); without it, one is assigned here.
-        agent = header(scope, b"user-agent")
         caller = Caller(
-            principal=principal,
-            organization=org,
-            environment=env,
-            transport=self.transport,
-            request_id=scope_request_id(scope),
-            source_address=source,
-            user_agent=agent[:MAX_USER_AGENT] if agent else None,
+            principal=principal, organization=org, environment=env, transport=self.transport, **origin_of(scope)
         )
         if not await visible(self.platform, principal, org, env):
             reason = f"environment {env!r} not found in organization {org!r}"

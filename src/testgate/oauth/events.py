@@ -13,13 +13,10 @@ from typing import Any
 
 from fastapi import Request
 
-from testgate.api.context import client_address
-from testgate.api.request_id import request_id_of
 from testgate.audit import recorder
+from testgate.http.origin import origin_of
 from testgate.platform import tenancy
 from testgate.platform.context import Platform
-
-MAX_USER_AGENT = 400
 
 
 @dataclass
@@ -40,7 +37,6 @@ class AuthEvent:
 
 async def record(platform: Platform, request: Request, event: AuthEvent, *, transport: str) -> None:
     """Append ``event`` (to the default organization's chain when it names none)."""
-    agent = request.headers.get("user-agent")
     async with platform.db.session() as session:
         org_id = event.organization_id
         if org_id is None:
@@ -58,10 +54,8 @@ async def record(platform: Platform, request: Request, event: AuthEvent, *, tran
                 environment_id=event.environment_id,
                 resources=event.resources,
                 reason=event.reason,
-                request_id=request_id_of(request),
-                source_address=client_address(request),
-                user_agent=agent[:MAX_USER_AGENT] if agent else None,
                 arguments=event.arguments,
+                **origin_of(request.scope),
             ),
         )
 

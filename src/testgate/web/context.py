@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from testgate.access.principal import Permission, Principal
 from testgate.errors import NotFound, PermissionDenied, Unauthenticated
-from testgate.http.request_id import request_id_of
+from testgate.http.origin import origin_of
 from testgate.oauth import browser as oauth_browser
 from testgate.oauth.browser import BrowserSession
 from testgate.operations.context import Call, Confirmer, ConfirmOutcome
@@ -29,7 +29,6 @@ from testgate.web.principal import EnvironmentChoice, Identity, console_identity
 
 M = TypeVar("M", bound=BaseModel)
 
-MAX_USER_AGENT = 400
 MAX_FIELDS = 200
 EXPIRED = "This form has expired or did not come from this console. Go back, reload the page and try again."
 
@@ -109,16 +108,13 @@ class Console:
         return self.url("workflows").removesuffix("/workflows")
 
     def call(self, *, scope: str = "environment", confirm: Confirmer | None = None) -> Call:
-        agent = self.request.headers.get("user-agent")
         return Call(
             principal=self.principal,
             organization=self.org,
             environment=self.env.slug if scope == "environment" else None,
             transport="web",
-            request_id=request_id_of(self.request),
-            source_address=self.request.client.host if self.request.client else None,
-            user_agent=agent[:MAX_USER_AGENT] if agent else None,
             confirm=confirm,
+            **origin_of(self.request.scope),
         )
 
     async def run(
