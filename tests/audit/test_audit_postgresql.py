@@ -14,10 +14,13 @@ import pytest
 from sqlalchemy import func, select, text
 from tests.audit.conftest import Chain
 
+from testgate.access.principal import local_owner
 from testgate.audit import recorder
 from testgate.audit.postgresql import ChainMismatch
 from testgate.audit.verify import verify
 from testgate.audit.writer import AuditWriter
+from testgate.operations.context import Call
+from testgate.operations.dispatch import dispatch
 from testgate.platform import tenancy
 from testgate.store.audit import AuditEventRow
 from testgate.store.db import Database, create_engine
@@ -122,7 +125,7 @@ async def test_one_call_appends_a_batch_across_organizations_each_to_its_own_cha
 
 @pytest.mark.postgres
 async def test_two_processes_appending_at_once_keep_one_dense_unforked_chain(postgres_chain: Chain) -> None:
-    """The function reads the head after taking the organization's row lock, in a new snapshot: were the
+    """The function reads the head after taking the organization's chain lock, in a new snapshot: were the
     head read in the statement's first snapshot, concurrent appends would collide on (organization, seq)."""
     url = postgres_chain.platform.settings.effective_database_url
     replicas = [Database(create_engine(url)) for _ in range(2)]
@@ -142,6 +145,28 @@ async def test_two_processes_appending_at_once_keep_one_dense_unforked_chain(pos
     report = await verify(postgres_chain.platform.db, postgres_chain.org_id)
     assert report.ok
     assert report.checked == 60
+
+
+@pytest.mark.postgres
+async def test_concurrent_changes_that_reference_the_organization_append_without_deadlocking(
+    postgres_chain: Chain,
+) -> None:
+    """A token's row references its organization, so its INSERT takes PostgreSQL's FOR KEY SHARE lock on the
+    organization's row until the transaction ends; the audit event is appended later in that transaction.
+    When the append locked that row FOR UPDATE, two such transactions waited on each other and PostgreSQL
+    aborted all but one ("deadlock detected"): the calls failed with ``audit_failure``."""
+    platform = postgres_chain.platform
+    call = Call(principal=local_owner(postgres_chain.org_id), organization="acme", transport="internal")
+    names = [f"ci-{i}" for i in range(8)]
+    results = await asyncio.gather(
+        *(dispatch(platform, call, "token.create", {"name": name, "role": "admin"}) for name in names),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results if isinstance(r, BaseException)] == []
+    rows = await _rows(postgres_chain)
+    assert sorted(row.arguments["name"] for row in rows if row.action == "token.create") == names
+    assert [row.seq for row in rows] == list(range(1, len(rows) + 1))
+    assert (await verify(platform.db, postgres_chain.org_id)).ok
 
 
 @pytest.mark.postgres

@@ -293,7 +293,7 @@ async def test_queued_executions_are_aborted_in_the_store_when_no_executor_runs_
 
 
 async def test_concurrent_calls_all_succeed_and_keep_the_chain_dense(backend_platform: Platform) -> None:
-    # SQLite needs BEGIN IMMEDIATE and PostgreSQL the organization row lock for this to hold.
+    # SQLite needs BEGIN IMMEDIATE and PostgreSQL the organization's chain lock for this to hold.
     call = await _owner_call(backend_platform)
     results = await asyncio.gather(
         *(dispatch(backend_platform, call, "workflow.list", {}) for _ in range(40)), return_exceptions=True

@@ -4,7 +4,8 @@ Appending from the client took four statements inside the transaction (lock the 
 read the chain's head, maybe the checkpoint's, INSERT), each a round trip and a few hundred
 microseconds of SQLAlchemy and asyncpg on the event loop: about 1.9 ms of CPU per event, four times
 the rest of what testgate adds to a call. ``testgate_audit_append`` (migration ``b7d3a41c9e20``) does
-the same on the server: it locks the organizations' rows, reads each chain's head in a snapshot taken
+the same on the server: it takes each organization's chain lock (``testgate_audit_lock``, a
+transaction-level advisory lock, migration ``e5a9c3d17b42``), reads each chain's head in a snapshot taken
 after the lock (a VOLATILE PL/pgSQL function takes one per statement; a single SQL statement could not,
 its snapshot would predate the lock and fork the chain), hashes and inserts.
 
@@ -20,7 +21,8 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Text, bindparam, func, select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -39,6 +41,15 @@ _APPENDED = func.testgate_audit_append(*(bindparam(name) for name in (*COLUMNS, 
     "appended_seq", "appended_prev", "appended_hash"
 )
 APPEND = select(_APPENDED.c.appended_seq, _APPENDED.c.appended_prev, _APPENDED.c.appended_hash)
+
+
+async def lock_chain(session: AsyncSession, organization_id: str) -> None:
+    """Hold ``organization_id``'s chain until the transaction ends, as appends do: no event is appended meanwhile.
+
+    Only on PostgreSQL; on SQLite a write transaction already excludes every other writer.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.testgate_audit_lock(array([organization_id], type_=Text))))
 
 
 class ChainMismatch(RuntimeError):

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate import periodic
-from testgate.audit import recorder, sink
+from testgate.audit import postgresql, recorder, sink
 from testgate.audit.verify import PURGE_ACTION, latest_checkpoint, verify
 from testgate.errors import Conflict, TestgateError
 from testgate.platform.context import Platform
@@ -100,7 +100,7 @@ async def purge_through(
 ) -> PurgeReport:
     """Delete events up to ``through_seq`` (whose hash was verified as ``expected_hash``) and checkpoint."""
     # The same lock as recorder.record: no event is appended while the chain is cut.
-    await session.execute(select(Organization.id).where(Organization.id == organization_id).with_for_update())
+    await postgresql.lock_chain(session, organization_id)
     last = (
         await session.execute(
             select(AuditEventRow.hash, AuditEventRow.time).where(
