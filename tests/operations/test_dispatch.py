@@ -304,6 +304,37 @@ async def test_concurrent_calls_all_succeed_and_keep_the_chain_dense(backend_pla
     assert all(after.prev_hash == before.hash for before, after in itertools.pairwise(events))
 
 
+async def test_concurrent_creates_of_one_name_answer_as_one_after_another_would(backend_platform: Platform) -> None:
+    """On PostgreSQL (read committed) concurrent creates of one name all pass the handler's existence check;
+    every INSERT but the first violated the unique key and the calls failed with a raw IntegrityError (a 500,
+    or JSON-RPC -32603). Run again, they answer as they would have one after another, as on SQLite."""
+    call = await _owner_call(backend_platform)
+    org_call = replace(call, environment=None)
+    definition = FLOW.replace("{name: smoke}", "{name: {name}}")
+
+    async def together(name: str, arguments: dict[str, Any], on: Call = call) -> list[str]:
+        results = await asyncio.gather(
+            *(dispatch(backend_platform, on, name, arguments) for _ in range(6)), return_exceptions=True
+        )
+        return sorted(type(r).__name__ if isinstance(r, BaseException) else "ok" for r in results)
+
+    created = await together("workflow.create", {"definition": definition.replace("{name}", "same")})
+    applied = await together("workflow.apply", {"definition": definition.replace("{name}", "applied")})
+    cases = await together("testcase.create", {"name": "Checkout works"})
+    invited = await together("member.invite", {"email": "ada@example.com"}, on=org_call)
+
+    assert created == ["Conflict"] * 5 + ["ok"]
+    assert applied == ["ok"] * 6
+    assert cases == ["Conflict"] * 5 + ["ok"]
+    assert invited == ["Conflict"] * 5 + ["ok"]
+    assert await _count(backend_platform, WorkflowRow) == 2
+    assert await _count(backend_platform, CaseRow) == 1
+    events = await _events(backend_platform)
+    assert len(events) == 24  # one per call, none of a failed attempt
+    assert sorted(e.outcome for e in events if e.action == "workflow.create") == ["allowed"] + ["error"] * 5
+    assert [e.seq for e in events] == list(range(1, 25))
+
+
 async def test_a_caller_that_goes_away_mid_call_neither_blocks_the_next_one_nor_loses_its_event(
     backend_platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:

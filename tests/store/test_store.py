@@ -10,12 +10,14 @@ from pathlib import Path
 import anyio
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from testgate.errors import InvalidInput
 from testgate.platform import executions, tenancy, workflows
 from testgate.platform.context import Platform
 from testgate.store.executions import ExecutionRow, ExecutionTagRow, StepRow
 from testgate.store.migrate import current_revision, head_revision, upgrade
+from testgate.store.tenancy import User
 from testgate.store.workflows import WorkflowRow
 
 FLOW = """
@@ -197,6 +199,22 @@ async def test_two_replicas_starting_together_on_an_empty_postgres_both_come_up(
         assert first == second
     finally:
         await _drop_postgres_database(url)
+
+
+async def test_a_database_errors_message_holds_no_statement_parameters(backend_platform: Platform) -> None:
+    # The message reaches the log; a user's row carries their password hash (OWASP ASVS 4.0.3 V7.1.1).
+    secret = "$argon2id$v=19$m=65536,t=3,p=4$not-in-any-log"
+
+    async def insert_twice() -> None:
+        async with backend_platform.db.session() as session:
+            session.add(User(email="dup@example.com", password_hash=secret))
+            session.add(User(email="dup@example.com", password_hash=secret))
+
+    with pytest.raises(IntegrityError) as raised:
+        await insert_twice()
+    assert "dup@example.com" not in str(raised.value)
+    assert secret not in str(raised.value)
+    assert "parameters hidden" in str(raised.value)
 
 
 def test_ids_are_ulids_in_crockford_base32() -> None:

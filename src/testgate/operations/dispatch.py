@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import structlog
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.access.principal import Permission, Role
@@ -47,6 +48,9 @@ from testgate.platform.context import Platform
 from testgate.store.tenancy import Environment, Organization
 
 log = structlog.get_logger("testgate.dispatch")
+
+RACE_ATTEMPTS = 3  # a change overtaken by a concurrent insert of the same key runs again, at most this often
+SQLITE_UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
 
 
 def parse_input(op: Operation[Any, Any], raw: Mapping[str, Any] | BaseModel | None) -> BaseModel:
@@ -182,6 +186,40 @@ async def _transaction(
     raw: Any = None,
     payload: BaseModel | None = None,
     confirmed: Any = None,
+) -> BaseModel:
+    """``_attempt``, run again when a concurrent transaction inserted the same unique key first.
+
+    On SQLite a change's transaction holds the write lock from its start, so a handler's "does it exist
+    yet?" check and its INSERT cannot be overtaken. On PostgreSQL (read committed) two calls creating the
+    same name both pass the check and the second INSERT violates the unique key. Run again, the handler
+    sees the committed row and answers as it would have one call later: ``Conflict`` with its own message,
+    or an update (``workflow.apply``). Nothing of the failed attempt was committed or audited.
+    """
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        try:
+            return await _attempt(platform, op, call, trace, raw=raw, payload=payload, confirmed=confirmed)
+        except IntegrityError as exc:
+            if op.read_only or attempt == RACE_ATTEMPTS or not _unique_violation(exc):
+                raise
+            log.info("retrying after a concurrent insert of the same key", operation=op.name, attempt=attempt)
+    raise AssertionError("unreachable")
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    """PostgreSQL's unique_violation (SQLSTATE 23505) or SQLite's UNIQUE constraint."""
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23505" or getattr(orig, "sqlite_errorname", "") in SQLITE_UNIQUE
+
+
+async def _attempt(
+    platform: Platform,
+    op: Operation[Any, Any],
+    call: Call,
+    trace: _Trace,
+    *,
+    raw: Any,
+    payload: BaseModel | None,
+    confirmed: Any,
 ) -> BaseModel:
     """Run the handler and write its audit event in one transaction, then the after-commit hooks.
 

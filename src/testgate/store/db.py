@@ -111,7 +111,9 @@ def create_engine(
     url = normalize_url(url)
     parsed = make_url(url)
     # JSON columns: json.dumps's text, without building an encoder for every value (``jsontext``).
-    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": jsontext.dumps}
+    # A database error's message carries no statement parameters: they include password and token hashes,
+    # and such a message reaches the log (``hide_parameters``).
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": jsontext.dumps, "hide_parameters": True}
     sqlite = parsed.get_backend_name() == "sqlite"
     size, overflow = SQLITE_POOL if sqlite else POSTGRESQL_POOL
     if sqlite:
