@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from testgate.errors import InvalidInput
 from testgate.platform import executions, tenancy, workflows
 from testgate.platform.context import Platform
+from testgate.store.db import Database, create_engine
 from testgate.store.executions import ExecutionRow, ExecutionTagRow, StepRow
 from testgate.store.migrate import current_revision, head_revision, upgrade
 from testgate.store.tenancy import User
@@ -93,6 +94,63 @@ async def test_concurrent_runs_get_distinct_consecutive_numbers(backend_platform
     row = await _workflow(backend_platform)
     created = await asyncio.gather(*(_run(backend_platform, row) for _ in range(8)))
     assert sorted(c.number for c in created) == list(range(1, 9))
+
+
+async def _upload(platform: Platform, name: str) -> ExecutionRow:
+    async with platform.db.session() as session:
+        return await executions.create_external(session, await _env(session), name=name, tags={}, created_by="t")
+
+
+async def _get(platform: Platform, ref: str) -> ExecutionRow:
+    async with platform.db.session() as session:
+        return await executions.get(session, await _env(session), ref)
+
+
+async def test_a_workflow_created_again_numbers_on_from_the_deleted_ones_executions(backend_platform: Platform) -> None:
+    """``smoke#1`` must name one execution: the first run of a recreated ``smoke`` was numbered 1 again."""
+    first = await _run(backend_platform, await _workflow(backend_platform))
+    async with backend_platform.db.session() as session:
+        loaded = await session.get(WorkflowRow, first.workflow_id)
+        assert loaded is not None
+        await workflows.delete_workflow(session, loaded, with_executions=False)
+    again = await _run(backend_platform, await _workflow(backend_platform))
+    uploaded = await _upload(backend_platform, "nightly")
+    nightly = await _run(backend_platform, await _workflow(backend_platform, "nightly"))
+
+    assert (first.number, again.number) == (1, 2)
+    assert ((await _get(backend_platform, "smoke#1")).id, (await _get(backend_platform, "smoke#2")).id) == (
+        first.id,
+        again.id,
+    )
+    assert (uploaded.number, nightly.number) == (1, 2)
+
+
+async def test_concurrent_uploads_under_one_name_get_distinct_numbers(backend_platform: Platform) -> None:
+    # No workflow row to lock: on PostgreSQL the name's numbering lock keeps two uploads from both taking 1.
+    created = await asyncio.gather(*(_upload(backend_platform, "external") for _ in range(8)))
+    assert sorted(c.number for c in created) == list(range(1, 9))
+
+
+async def test_the_migration_brings_a_recreated_workflows_count_up_to_its_executions(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    await upgrade(engine, "e5a9c3d17b42")
+    db = Database(engine)
+    try:
+        async with db.session() as session:
+            await tenancy.bootstrap(session, "acme", "dev")
+            env = await _env(session)
+            # What a deleted workflow left: its executions, kept, and a workflow of its name created again
+            # that counted from 0 (one run so far).
+            for number in (1, 2, 3):
+                session.add(ExecutionRow(environment_id=env.id, workflow_id=None, workflow_name="smoke", number=number))
+            session.add(WorkflowRow(environment_id=env.id, name="smoke", spec={}, definition="", execution_count=1))
+            session.add(WorkflowRow(environment_id=env.id, name="fresh", spec={}, definition="", execution_count=0))
+        await upgrade(engine)
+        async with db.session() as session:
+            counts = dict((await session.execute(select(WorkflowRow.name, WorkflowRow.execution_count))).all())
+    finally:
+        await db.dispose()
+    assert counts == {"smoke": 3, "fresh": 0}
 
 
 async def test_keyset_pages_walk_every_execution_once_newest_first(backend_platform: Platform) -> None:

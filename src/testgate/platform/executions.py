@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, or_, select, update
+from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from testgate.errors import Conflict, InvalidInput, NotFound
 from testgate.platform import labels
 from testgate.platform import spec as specs
 from testgate.platform.pagination import MAX_KEY, clamp_limit, decode_cursor, encode_cursor
+from testgate.store import locks
 from testgate.store.base import utcnow
 from testgate.store.executions import ExecutionRow, ExecutionTagRow, StepRow
 from testgate.store.tenancy import Environment
@@ -89,19 +91,12 @@ async def create(
     document = specs.validate(workflow.spec)
     stored, secrets = resolve_config(document.spec, config)
     tags = validate_tags(tags)
-    # Lock the workflow row so concurrent runs get distinct numbers.
-    await session.execute(select(WorkflowRow.id).where(WorkflowRow.id == workflow.id).with_for_update())
-    number = await session.scalar(
-        update(WorkflowRow)
-        .where(WorkflowRow.id == workflow.id)
-        .values(execution_count=WorkflowRow.execution_count + 1)
-        .returning(WorkflowRow.execution_count)
-    )
+    number = await next_number(session, env, workflow.name, workflow)
     row = ExecutionRow(
         environment_id=env.id,
         workflow_id=workflow.id,
         workflow_name=workflow.name,
-        number=int(number or 1),
+        number=number,
         status="queued",
         config=stored,
         spec=workflow.spec,
@@ -117,6 +112,43 @@ async def create(
     return Created(row, secrets)
 
 
+async def next_number(session: AsyncSession, env: Environment, name: str, workflow: WorkflowRow | None) -> int:
+    """The number of the next execution under ``name``: one more than any before it, the executions of a
+    deleted workflow of that name included, so ``name#number`` names one execution.
+
+    A workflow counts its executions (``execution_count``, set from those before it when it is created:
+    ``numbered_so_far``), so a run reads no other row.
+    """
+    if workflow is None:
+        return await numbered_so_far(session, env, name) + 1
+    await _hold_numbering(session, env, name)
+    number = await session.scalar(
+        update(WorkflowRow)
+        .where(WorkflowRow.id == workflow.id)
+        .values(execution_count=WorkflowRow.execution_count + 1)
+        .returning(WorkflowRow.execution_count)
+    )
+    set_committed_value(workflow, "execution_count", number)
+    return int(number or 1)
+
+
+async def numbered_so_far(session: AsyncSession, env: Environment, name: str) -> int:
+    """The highest number of an execution under ``name`` (0 without one); no other execution is numbered
+    under ``name`` until the transaction ends."""
+    await _hold_numbering(session, env, name)
+    last = await session.scalar(
+        select(func.max(ExecutionRow.number)).where(
+            ExecutionRow.environment_id == env.id, ExecutionRow.workflow_name == name
+        )
+    )
+    return int(last or 0)
+
+
+async def _hold_numbering(session: AsyncSession, env: Environment, name: str) -> None:
+    """Runs, uploads and the creation of a workflow under one name take turns (``store.locks``)."""
+    await locks.hold(session, locks.EXECUTION_NUMBERS, f"{env.id}/{name}")
+
+
 async def create_external(
     session: AsyncSession, env: Environment, *, name: str, tags: Mapping[str, str], created_by: str
 ) -> ExecutionRow:
@@ -125,16 +157,7 @@ async def create_external(
     workflow = await session.scalar(
         select(WorkflowRow).where(WorkflowRow.environment_id == env.id, WorkflowRow.name == name)
     )
-    last = await session.scalar(
-        select(ExecutionRow.number)
-        .where(ExecutionRow.environment_id == env.id, ExecutionRow.workflow_name == name)
-        .order_by(ExecutionRow.number.desc())
-        .limit(1)
-    )
-    number = (last or 0) + 1
-    if workflow is not None:
-        workflow.execution_count = max(workflow.execution_count, last or 0) + 1
-        number = workflow.execution_count
+    number = await next_number(session, env, name, workflow)
     now = utcnow()
     row = ExecutionRow(
         environment_id=env.id,
@@ -163,7 +186,9 @@ async def get(session: AsyncSession, env: Environment, ref: str) -> ExecutionRow
     query = _scoped(env)
     name, sep, number = ref.rpartition("#")
     if sep and number.isdigit() and int(number) <= MAX_KEY:  # a larger number names nothing
+        # Before numbering went on across a deleted workflow, a name's numbers could repeat: the newest wins.
         query = query.where(ExecutionRow.workflow_name == name, ExecutionRow.number == int(number))
+        query = query.order_by(ExecutionRow.id.desc()).limit(1)
     else:
         query = query.where(ExecutionRow.id == ref)
     row = await session.scalar(query)

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.errors import Conflict, InvalidInput, NotFound
-from testgate.platform import labels
+from testgate.platform import executions, labels
 from testgate.platform import spec as specs
 from testgate.store.base import utcnow
 from testgate.store.executions import ExecutionRow
@@ -79,7 +79,10 @@ async def save(
     if existing is None and mode == "update":
         raise NotFound(f"workflow {workflow.metadata.name!r} not found in environment {env.slug!r}")
     if existing is None:
-        row = WorkflowRow(environment_id=env.id, name=workflow.metadata.name, spec={}, definition="")
+        name = workflow.metadata.name
+        # A workflow of this name may have been deleted, its executions kept: number on from them.
+        count = await executions.numbered_so_far(session, env, name)
+        row = WorkflowRow(environment_id=env.id, name=name, spec={}, definition="", execution_count=count)
         _apply(row, workflow, definition)
         session.add(row)
         await session.flush()
