@@ -335,6 +335,30 @@ async def test_concurrent_creates_of_one_name_answer_as_one_after_another_would(
     assert [e.seq for e in events] == list(range(1, 25))
 
 
+@pytest.mark.parametrize(
+    ("operation", "arguments", "path"),
+    [
+        ("execution.get", {"id": "smoke\x00#1"}, "id"),
+        ("testcase.create", {"name": "Checkout", "labels": {"area\x00": "x"}}, "labels.area\\u0000"),
+        ("execution.list", {"tags": {"k": "a\x00b"}}, "tags.k"),
+        ("workflow.run", {"name": "smoke", "config": {"level": "\x00"}}, "config.level"),
+        ("workflow.create", {"definition": FLOW.replace("echo one", '"echo \\0"')}, "spec.steps[0].shell"),
+    ],
+    ids=["id", "label-key", "tag-value", "config-value", "yaml-escape"],
+)
+async def test_text_holding_nul_is_invalid_input_naming_the_field(
+    backend_platform: Platform, operation: str, arguments: dict[str, Any], path: str
+) -> None:
+    """PostgreSQL cannot store U+0000 in text: such an argument reached the INSERT or the WHERE clause and
+    the call crashed (JSON-RPC -32603). It is refused where it enters, on both backends."""
+    call = await _owner_call(backend_platform)
+    await dispatch(backend_platform, call, "workflow.create", {"definition": FLOW})
+    with pytest.raises(InvalidInput) as raised:
+        await dispatch(backend_platform, call, operation, arguments)
+    assert [(e.path, e.message) for e in raised.value.errors] == [(path, "must not contain the NUL character (U+0000)")]
+    assert [e.outcome for e in await _events(backend_platform)][-1] == "error"
+
+
 async def test_a_caller_that_goes_away_mid_call_neither_blocks_the_next_one_nor_loses_its_event(
     backend_platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:

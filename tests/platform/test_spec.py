@@ -167,6 +167,14 @@ def test_bad_durations_are_refused(value: str | bool) -> None:
         ("boolean", "maybe", "expected a boolean (true or false), got 'maybe'"),
         ("string", [1], "expected a string, got [1]"),
         ("integer", "x" * 100, "expected an integer, got '" + "x" * 56 + "..."),
+        # A step would be handed nan or inf (``sleep inf`` never ends), and PostgreSQL's JSON refuses NaN.
+        ("number", "nan", "expected a number, got 'nan'"),
+        ("number", "-inf", "expected a number, got '-inf'"),
+        ("number", "1e400", "expected a number, got '1e400'"),
+        ("number", float("inf"), "expected a number, got inf"),
+        # A fraction was cut to an integer without a word.
+        ("integer", 2.5, "expected an integer, got 2.5"),
+        ("integer", float("nan"), "expected an integer, got nan"),
     ],
 )
 def test_a_config_value_of_the_wrong_kind_says_what_was_expected_once(kind: str, value: object, message: str) -> None:

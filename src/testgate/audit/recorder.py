@@ -349,7 +349,8 @@ def _row(event: Event) -> ChainedEvent:
         action=event.action,
         resources=event.resources,
         outcome=event.outcome,
-        reason=scrub_text(event.reason)[:2000] if event.reason else "",
+        # PostgreSQL cannot store U+0000 in text; a message may quote what a caller sent.
+        reason=scrub_text(event.reason)[:2000].replace("\x00", "\ufffd") if event.reason else "",
         confirmation=event.confirmation,
         request_id=event.request_id,
         source_address=event.source_address,

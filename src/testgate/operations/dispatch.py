@@ -43,7 +43,7 @@ from testgate.errors import (
 from testgate.http import metrics
 from testgate.operations.context import Call, OpContext
 from testgate.operations.registry import Operation, get
-from testgate.platform import tenancy
+from testgate.platform import nul, tenancy
 from testgate.platform.context import Platform
 from testgate.store.tenancy import Environment, Organization
 
@@ -56,9 +56,11 @@ SQLITE_UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
 def parse_input(op: Operation[Any, Any], raw: Mapping[str, Any] | BaseModel | None) -> BaseModel:
     """Validate raw arguments into the operation's input model, naming each bad field."""
     model: type[BaseModel] = op.input
+    data = raw.model_dump() if isinstance(raw, BaseModel) else dict(raw or {})
+    if bad := [FieldError(".".join(str(p) for p in loc), nul.MESSAGE) for loc in nul.locations(data)]:
+        raise InvalidInput(f"invalid arguments for {op.tool}", errors=bad)
     if isinstance(raw, model):
         return raw
-    data = raw.model_dump() if isinstance(raw, BaseModel) else dict(raw or {})
     try:
         return model.model_validate(data)
     except ValidationError as exc:

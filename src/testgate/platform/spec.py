@@ -7,6 +7,7 @@ YAML is loaded with the safe loader, after a size check, and aliases are refused
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -16,7 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from testgate.errors import FieldError, InvalidInput, validation_message
 from testgate.ids import is_slug
-from testgate.platform import labels
+from testgate.platform import labels, nul
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
 _TEMPLATE = re.compile(r"\{\{\s*config\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
@@ -71,9 +72,13 @@ class ConfigParameter(_Model):
             if isinstance(value, bool) and self.type in ("integer", "number"):
                 raise ValueError("a boolean is not a number")
             if self.type == "integer":
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError("a fraction is not an integer")
                 result = int(value)
             elif self.type == "number":
                 result = float(value)
+                if not math.isfinite(result):
+                    raise ValueError("not a finite number")
             elif self.type == "boolean":
                 result = _as_bool(value)
             elif isinstance(value, str | int | float) and not isinstance(value, bool):
@@ -365,6 +370,8 @@ def validate(document: Any) -> Workflow:
     """Validate a parsed document; raise ``InvalidInput`` naming each field path."""
     if not isinstance(document, dict):
         raise InvalidInput("the workflow definition must be a mapping with kind, metadata and spec")
+    if bad := [FieldError(_path(loc), nul.MESSAGE) for loc in nul.locations(document)]:
+        raise InvalidInput("the workflow definition is invalid", errors=bad)
     try:
         return Workflow.model_validate(document)
     except ValidationError as exc:
