@@ -334,6 +334,12 @@ class ChainedEvent:
     hash: str = ""
 
 
+def _text(value: str) -> str:
+    """Free text as a text column can hold it: a name or message may quote what a caller sent, U+0000
+    included, which PostgreSQL refuses to store (it becomes U+FFFD)."""
+    return value.replace("\x00", "\ufffd")
+
+
 def _row(event: Event) -> ChainedEvent:
     """``event`` as it will be stored, not yet placed in its chain (no seq, previous hash or hash)."""
     return ChainedEvent(
@@ -344,13 +350,12 @@ def _row(event: Event) -> ChainedEvent:
         environment_id=event.environment_id,
         actor_type=event.actor_type,
         actor_id=event.actor_id,
-        actor_name=event.actor_name,
+        actor_name=_text(event.actor_name),
         transport=event.transport,
         action=event.action,
         resources=event.resources,
         outcome=event.outcome,
-        # PostgreSQL cannot store U+0000 in text; a message may quote what a caller sent.
-        reason=scrub_text(event.reason)[:2000].replace("\x00", "\ufffd") if event.reason else "",
+        reason=_text(scrub_text(event.reason)[:2000]) if event.reason else "",
         confirmation=event.confirmation,
         request_id=event.request_id,
         source_address=event.source_address,

@@ -183,6 +183,8 @@ async def resolve(db: Database, fetcher: Fetcher, settings: OAuthSettings, clien
     """
     if not client_id or len(client_id) > redirects.MAX_URI:
         raise InvalidClient("the client_id is missing or too long")
+    if "\x00" in client_id:  # no client's id holds it, and PostgreSQL cannot compare text holding it
+        raise InvalidClient("the client is not registered")
     async with db.session() as session:
         row = await session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
     if not is_metadata_url(client_id):

@@ -66,6 +66,9 @@ async def login_user(
     rules = policy or OAuthSettings()
     now = utcnow()
     address = email.strip().lower()[:320]
+    if "\x00" in address:
+        # No account's address holds it, and PostgreSQL can neither compare nor store text holding it.
+        raise LoginFailed(GENERIC)
     limits = {account_key(address): rules.login_free_failures}
     if source:
         limits[source_key(source)] = rules.login_free_failures * SOURCE_FACTOR

@@ -25,15 +25,20 @@ ScopeCache = AccessCache[tuple[str, str], Scope]
 
 
 async def organization_by_slug(session: AsyncSession, slug: str) -> Organization:
-    org = await session.scalar(select(Organization).where(Organization.slug == slug))
+    # No slug holds U+0000, and PostgreSQL cannot compare text holding it (it would be an internal error).
+    org = None if "\x00" in slug else await session.scalar(select(Organization).where(Organization.slug == slug))
     if org is None:
         raise NotFound(f"organization {slug!r} not found")
     return org
 
 
 async def environment_by_slug(session: AsyncSession, org: Organization, slug: str) -> Environment:
-    env = await session.scalar(
-        select(Environment).where(Environment.organization_id == org.id, Environment.slug == slug)
+    env = (
+        None
+        if "\x00" in slug
+        else await session.scalar(
+            select(Environment).where(Environment.organization_id == org.id, Environment.slug == slug)
+        )
     )
     if env is None:
         raise NotFound(f"environment {slug!r} not found in organization {org.slug!r}")
