@@ -142,6 +142,29 @@ async def test_a_read_only_token_revokes_itself_but_not_its_creators_stronger_to
     assert (await team.call(reader, "token.revoke", {"id": reader.id})).status == "revoked"
 
 
+@pytest.mark.parametrize("permission", [Permission.READ, Permission.WRITE])
+async def test_a_token_the_local_owner_made_sees_and_revokes_itself(
+    platform: Platform, team: People, permission: Permission
+) -> None:
+    """``testgate token create`` without a login acts as the local owner, so its tokens have no creator:
+    such a token listed no token at all, itself included, and could not revoke itself."""
+    async with platform.db.session() as s:
+        acme = await tenancy.organization_by_slug(s, "acme")
+        dev = await tenancy.environment_by_slug(s, acme, "dev")
+        issued = [
+            await tokens.issue(
+                s, organization_id=acme.id, name=name, role=Role.MEMBER, grants=grants, created_by=None, expires_at=None
+            )
+            for name, grants in (("ci", {dev.id: permission}), ("other", {dev.id: Permission.READ}))
+        ]
+    principal = await team.token_principal(issued[0].secret)
+
+    assert [t.name for t in (await team.call(principal, "token.list")).tokens] == ["ci"]
+    with pytest.raises(PermissionDenied, match="only owners, admins and the token's creator"):
+        await team.call(principal, "token.revoke", {"id": issued[1].row.id})
+    assert (await team.call(principal, "token.revoke", {"id": issued[0].row.id})).status == "revoked"
+
+
 async def test_an_admin_revokes_any_token_but_only_the_creator_rotates_it(team: People, mint: Mint) -> None:
     token_id = (await team.token_principal(await mint("mia@acme.test", environments={"dev": "read"}))).id
 

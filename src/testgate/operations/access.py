@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
-from sqlalchemy import select
+from sqlalchemy import false, or_, select
 
 from testgate.access import tokens
 from testgate.access.principal import Permission, Principal, Role
@@ -190,7 +190,9 @@ def _check_manage(principal: Principal, row: ApiTokenRow) -> None:
     itself hold write somewhere, unless it acts on itself: a leaked read-only token must not be able to
     revoke the creator's CI tokens."""
     _check_writes(principal)
-    if not principal.is_org_admin and (row.created_by is None or row.created_by != tokens.person_of(principal)):
+    itself = principal.kind == "api_token" and row.id == principal.id  # the local owner's tokens have no creator
+    mine = row.created_by is not None and row.created_by == tokens.person_of(principal)
+    if not (principal.is_org_admin or itself or mine):
         raise PermissionDenied("only owners, admins and the token's creator can manage it")
     if _read_only_token(principal) and row.id != principal.id:
         raise PermissionDenied(
@@ -259,11 +261,14 @@ async def list_tokens(ctx: OpContext, args: ListTokensIn) -> TokenList:
     """List API tokens (never their secrets): yours, or every token of the organization for owners and
     admins, with role, grants, labels, expiry, last use (time and address) and status. A token without
     write access anywhere sees only itself."""
+    principal = ctx.principal
     query = select(ApiTokenRow).where(ApiTokenRow.organization_id == ctx.organization.id)
-    if not ctx.principal.is_org_admin:
-        query = query.where(ApiTokenRow.created_by == (tokens.person_of(ctx.principal) or ""))
-    if _read_only_token(ctx.principal):
-        query = query.where(ApiTokenRow.id == ctx.principal.id)  # it may not manage the others: nor see them
+    itself = ApiTokenRow.id == principal.id if principal.kind == "api_token" else false()
+    if _read_only_token(principal):
+        query = query.where(itself)  # it may not manage the others: nor see them
+    elif not principal.is_org_admin:
+        # A token made by the local owner (the CLI without a login) has no creator: it still sees itself.
+        query = query.where(or_(ApiTokenRow.created_by == (tokens.person_of(principal) or ""), itself))
     rows = await ctx.db.scalars(query.order_by(ApiTokenRow.created_at, ApiTokenRow.id))
     slugs = await _slugs(ctx)
     infos = [TokenInfo.of(r, slugs) for r in rows]
