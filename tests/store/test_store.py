@@ -222,7 +222,7 @@ async def test_listing_executions_is_an_index_seek_not_a_scan(platform: Platform
     async with platform.db.session() as session:
         env = await _env(session)
         page = await executions.list_page(session, env, limit=1)
-        cursor = executions.encode_cursor(page.rows[0].id) if page.rows else None
+        cursor = executions.encode_cursor(executions.CURSOR, page.rows[0].id) if page.rows else None
         plan = await session.execute(
             text(
                 "EXPLAIN QUERY PLAN SELECT * FROM executions WHERE environment_id = :e AND id < :c "

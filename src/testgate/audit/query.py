@@ -19,6 +19,8 @@ from testgate.store.audit import AuditEventRow
 from testgate.store.db import Database
 from testgate.store.tenancy import Environment
 
+CURSOR = "audit"  # the list a cursor belongs to (``pagination.encode_cursor``)
+
 BATCH = 1000
 EVENTS = AuditEventRow.__table__
 Source = Database | AsyncSession
@@ -77,11 +79,11 @@ async def page(
     size = clamp_limit(limit)
     stmt = _events().where(*conditions(organization_id, filters))
     if cursor:
-        stmt = stmt.where(AuditEventRow.seq < decode_int_cursor(cursor))
+        stmt = stmt.where(AuditEventRow.seq < decode_int_cursor(cursor, CURSOR))
     rows = list((await session.execute(stmt.order_by(AuditEventRow.seq.desc()).limit(size + 1))).all())
     if len(rows) <= size:
         return rows, None
-    return rows[:size], encode_cursor(rows[size - 1].seq)
+    return rows[:size], encode_cursor(CURSOR, rows[size - 1].seq)
 
 
 async def fetch(source: Source, stmt: AnySelect) -> Sequence[AnyRow]:

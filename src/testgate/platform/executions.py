@@ -25,6 +25,8 @@ from testgate.store.executions import ExecutionRow, ExecutionTagRow, StepRow
 from testgate.store.tenancy import Environment
 from testgate.store.workflows import WorkflowRow
 
+CURSOR = "executions"  # the list a cursor belongs to (``pagination.encode_cursor``)
+
 STATUSES = ("queued", "running", "passed", "failed", "aborted", "timed_out")
 TERMINAL = frozenset({"passed", "failed", "aborted", "timed_out"})
 MASK = "***"
@@ -260,12 +262,12 @@ async def list_page(
             )
         )
     if cursor:
-        (last_id,) = decode_cursor(cursor)
+        last_id = decode_cursor(cursor, CURSOR)
         query = query.where(ExecutionRow.id < str(last_id))
     rows = list(await session.scalars(query.order_by(ExecutionRow.id.desc()).limit(size + 1)))
     more = len(rows) > size
     rows = rows[:size]
-    return Page(rows, encode_cursor(rows[-1].id) if more else None)
+    return Page(rows, encode_cursor(CURSOR, rows[-1].id) if more else None)
 
 
 async def any_under(session: AsyncSession, env: Environment, workflow: str) -> bool:

@@ -27,6 +27,8 @@ from testgate.store.base import utcnow
 from testgate.store.executions import ExecutionRow, ResultRow
 from testgate.store.tenancy import Environment
 
+CURSOR = "results"  # the list a cursor belongs to (``pagination.encode_cursor``)
+
 if TYPE_CHECKING:
     from testgate.platform.context import Platform
 
@@ -191,8 +193,9 @@ async def list_results(
         if bad:
             raise InvalidInput(f"unknown status {', '.join(bad)}; one of {', '.join(STATUSES)}")
         query = query.where(ResultRow.status.in_(list(status)))
+    kind = f"{CURSOR}:{execution_id}"  # a page of another execution's results is no place to go on from
     if cursor:
-        query = query.where(ResultRow.id > decode_int_cursor(cursor))
+        query = query.where(ResultRow.id > decode_int_cursor(cursor, kind))
     if not include_trace:
         query = query.options(defer(ResultRow.trace))
     rows = list(await session.scalars(query.order_by(ResultRow.id).limit(size + 1)))
@@ -207,7 +210,7 @@ async def list_results(
         skipped=counts["skipped"],
         errored=counts["errored"],
         results=[_case(row, max_trace_chars if include_trace else None) for row in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
+        next_cursor=encode_cursor(kind, rows[-1].id) if more else None,
     )
 
 

@@ -15,6 +15,8 @@ from testgate.store.base import utcnow
 from testgate.store.tenancy import Environment
 from testgate.store.workflows import CaseRow
 
+CURSOR = "testcases"  # the list a cursor belongs to (``pagination.encode_cursor``)
+
 FIELDS = (
     "name",
     "description",
@@ -60,7 +62,7 @@ async def list_page(
     needle = (text or "").lower()
     query = select(CaseRow).where(CaseRow.environment_id == env.id).order_by(CaseRow.id)
     if cursor:
-        (after,) = decode_cursor(cursor)
+        after = decode_cursor(cursor, CURSOR)
         query = query.where(CaseRow.id > str(after))
     found: list[CaseRow] = []
     # Label and text filters run in Python, so scan in index order until the page is full.
@@ -73,7 +75,7 @@ async def list_page(
                 break
     more = len(found) > size
     found = found[:size]
-    return found, encode_cursor(found[-1].id) if more else None
+    return found, encode_cursor(CURSOR, found[-1].id) if more else None
 
 
 async def _ensure_unique(session: AsyncSession, env: Environment, name: str, own_id: str | None) -> None:
