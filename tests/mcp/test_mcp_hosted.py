@@ -14,7 +14,7 @@ from mcp.client.sse import sse_client
 from sqlalchemy import select, update
 
 from testgate.access.principal import Permission
-from testgate.operations.registry import registry
+from testgate.operations.registry import agent_tools
 from testgate.platform import tenancy
 from testgate.store.audit import AuditEventRow
 from testgate.store.base import utcnow
@@ -154,7 +154,7 @@ async def test_the_legacy_sse_transport_serves_tools_as_mcp_sse(live: Any, admin
     async with Client(transport) as client:
         listing = await client.list_tools()
         result = await client.call_tool("list_workflows", {})
-    assert len(listing.tools) == len(registry())
+    assert len(listing.tools) == len(agent_tools())
     assert result.structured_content == {"workflows": [], "count": 0}
     async with live.platform.db.session() as session:
         event = await session.scalar(select(AuditEventRow).where(AuditEventRow.action == "workflow.list"))

@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import service_unavailable
 from tests.tooling import INSPECTOR, NODE22, ToolUnavailable, ensure, node_env
 
-from testgate.operations.registry import registry
+from testgate.operations.registry import agent_tools
 
 RUN_TIMEOUT = 60.0
 
@@ -71,7 +71,7 @@ async def test_the_inspector_lists_every_generated_tool(inspector: Inspector, li
     code, answer = await inspector.run(live.url(), "--method", "tools/list", "--protocol-era", era, token=admin)
     assert code == 0, answer
     tools = answer["result"]["tools"]
-    assert [tool["name"] for tool in tools] == [op.tool for op in registry().values()]
+    assert [tool["name"] for tool in tools] == [op.tool for op in agent_tools()]
     assert all(tool["inputSchema"]["type"] == "object" for tool in tools)
 
 

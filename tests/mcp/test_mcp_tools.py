@@ -36,9 +36,11 @@ async def test_tools_list_has_every_operation_in_one_page_with_schemas_and_annot
         listing = await client.list_tools()
     assert listing.next_cursor is None
     tools = {t.name: t for t in listing.tools}
-    assert set(tools) == {op.tool for op in reg.registry().values()}
+    assert set(tools) == {op.tool for op in reg.agent_tools()}
     assert set(tools) >= EXPECTED_TOOLS
-    for op in reg.registry().values():
+    # Operations that hand out a token's secret are not offered: a model's context is no place for one.
+    assert {op.tool for op in reg.registry().values()} - set(tools) == {"create_token", "rotate_token"}
+    for op in reg.agent_tools():
         tool = tools[op.tool]
         assert tool.description == op.description
         assert tool.title == op.title
@@ -50,7 +52,7 @@ async def test_tools_list_has_every_operation_in_one_page_with_schemas_and_annot
         assert tool.annotations.idempotent_hint is op.idempotent
         assert tool.annotations.open_world_hint is False
     # An environment's tools take their environment from the URL, never from an argument.
-    scoped = [tools[op.tool] for op in reg.registry().values() if op.scope == "environment"]
+    scoped = [tools[op.tool] for op in reg.agent_tools() if op.scope == "environment"]
     assert all("environment" not in t.input_schema.get("properties", {}) for t in scoped)
 
 

@@ -33,7 +33,7 @@ from testgate.mcp.hold import hold_of
 from testgate.mcp.results import failure, internal_error, success
 from testgate.operations.context import Call, Progress
 from testgate.operations.dispatch import dispatch
-from testgate.operations.registry import Operation, registry
+from testgate.operations.registry import Operation, agent_tools
 from testgate.platform.context import Platform
 
 log = structlog.get_logger("testgate.mcp")
@@ -84,7 +84,7 @@ class ToolCatalog:
         self._local = local
         self._ledger = ledger or MemoryLedger()
         self._confirm_timeout = confirm_timeout
-        self._ops = {op.tool: op for op in registry().values()}
+        self._ops = {op.tool: op for op in agent_tools()}
         self._tools = {name: tool_of(op) for name, op in self._ops.items()}
 
     def input_schema(self, name: str) -> dict[str, Any] | None:

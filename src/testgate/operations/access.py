@@ -222,6 +222,7 @@ def _highest(principal: Principal) -> Permission:
     input=CreateTokenIn,
     output=TokenSecret,
     scope="organization",
+    agent_tool=False,
 )
 async def create_token(ctx: OpContext, args: CreateTokenIn) -> TokenSecret:
     """Create an API token: admin (every environment; owners and admins only) or member with a permission
@@ -311,6 +312,7 @@ async def revoke_token(ctx: OpContext, args: TokenRef) -> TokenInfo:
     input=RotateTokenIn,
     output=TokenSecret,
     scope="organization",
+    agent_tool=False,
 )
 async def rotate_token(ctx: OpContext, args: RotateTokenIn) -> TokenSecret:
     """Give an API token a new secret (returned once); the old one keeps working for the grace period

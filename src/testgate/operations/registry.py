@@ -51,6 +51,9 @@ class Operation(Generic[I, O]):
     long_running: bool = False
     confirm: Callable[[OpContext, I], Awaitable[Confirmation]] | None = None
     redact_arguments: tuple[str, ...] = ()
+    # Offered to MCP clients as a tool. Not so for operations that hand out a secret (a new token's), which
+    # must never land in a model's context: dispatch refuses them on MCP transports as well.
+    agent_tool: bool = True
 
 
 _REGISTRY: dict[str, Operation[Any, Any]] = {}
@@ -102,6 +105,7 @@ def operation(
     long_running: bool = False,
     confirm: Callable[[OpContext, I], Awaitable[Confirmation]] | None = None,
     redact_arguments: tuple[str, ...] = (),
+    agent_tool: bool = True,
 ) -> Callable[[Callable[[OpContext, I], Awaitable[O]]], Operation[I, O]]:
     """Declare a handler as an operation; its docstring is the description agents read."""
 
@@ -124,6 +128,7 @@ def operation(
                 long_running=long_running,
                 confirm=confirm,
                 redact_arguments=redact_arguments,
+                agent_tool=agent_tool,
             )
         )
 
@@ -134,6 +139,11 @@ def registry() -> dict[str, Operation[Any, Any]]:
     """Every declared operation by name."""
     _load()
     return dict(_REGISTRY)
+
+
+def agent_tools() -> list[Operation[Any, Any]]:
+    """The operations MCP clients see as tools, in declaration order."""
+    return [op for op in registry().values() if op.agent_tool]
 
 
 def get(name: str) -> Operation[Any, Any]:
