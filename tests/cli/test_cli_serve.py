@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -110,3 +111,44 @@ def test_the_first_start_prints_the_endpoints_and_a_one_time_owner_link(tmp_path
         ("testgate.http", "/setup"),
         ("testgate.http", "/api/v1/docs"),
     ]
+
+
+def test_a_port_in_use_ends_the_command_at_once_before_anything_is_set_up(tmp_path: Path) -> None:
+    # It hung for good on the embedded database (uvicorn failed to bind after the lifespan had started), and
+    # each attempt replaced the running server's one-time setup link with one of its own.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "TESTGATE_DATA_DIR": str(tmp_path / "data")}
+        command = [sys.executable, "-m", "testgate", "serve", "--port", str(port)]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    assert done.returncode == 1
+    assert f"error: cannot listen on 127.0.0.1 port {port}: the port is in use" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data").exists()  # no database, no setup link
+
+
+def test_port_zero_announces_the_port_the_system_chose(tmp_path: Path) -> None:
+    env = {**os.environ, "TESTGATE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "testgate", "serve", "--port", "0"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        guard = threading.Timer(30, proc.kill)
+        guard.start()
+        try:
+            assert proc.stderr is not None
+            seen = ""
+            for line in proc.stderr:
+                seen += line
+                if "Application startup complete" in line:
+                    break
+            [port] = {int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)/", seen)}
+            metadata = httpx.get(f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server").json()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+            guard.cancel()
+
+    assert port != 0
+    assert metadata["issuer"] == f"http://127.0.0.1:{port}"

@@ -12,6 +12,10 @@ serves HTTPS itself. Behind a reverse proxy that terminates TLS, leave them unse
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import socket
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +30,8 @@ from testgate import __version__, logconfig
 from testgate.cli import output
 from testgate.cli.params import DataDir
 from testgate.config import Settings
+
+STARTUP_FAILURE = 3  # as uvicorn.run exits when the application did not start (its lifespan failed)
 
 SETUP_LOGGER = "testgate.app"
 
@@ -132,6 +138,12 @@ def serve(
 ) -> None:
     """Start the control plane: REST API, MCP endpoints and web console."""
     settings = server_settings(data_dir, host, port, tls_cert, tls_key)
+    # Bound before anything starts: a port in use or an address this machine lacks ends the command at once,
+    # before the lifespan migrates, bootstraps or hands out a setup link (and, with --port 0, the banner and
+    # every link name the port the system chose).
+    sock = listen(settings.host, settings.port)
+    if settings.port == 0:
+        settings = settings.model_copy(update={"port": sock.getsockname()[1]})
     _configure_logging(settings)
     _banner(settings)
     # Imported here: the web stack is heavy and no other command needs it.
@@ -139,6 +151,26 @@ def serve(
 
     from testgate.app import create_app
 
-    app = create_app(settings)
     # log_config=None: uvicorn's loggers go through the structlog setup above (to stderr).
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, **uvicorn_options(settings))
+    config = uvicorn.Config(create_app(settings), log_config=None, **uvicorn_options(settings))
+    server = uvicorn.Server(config)
+    with sock, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down gracefully, as uvicorn.run
+        server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` as uvicorn binds one; a clean error (exit 1) if it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        output.err.print(f"[red]error:[/] cannot listen on {escape(host)} port {port}: {escape(why)}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    sock.set_inheritable(True)
+    return sock
