@@ -12,12 +12,14 @@ import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from testgate.http.settings import HttpSettings
+from testgate.ids import is_slug
 from testgate.oauth.settings import OAuthSettings
 
 
@@ -56,6 +58,24 @@ class RunnerSettings(BaseModel):
     git_timeout: float = Field(default=120.0, gt=0, description="seconds a git clone of spec.content may take")
 
 
+# The brokers testgate's Celery executor is built and tested on (memory://: one process, for tests).
+BROKER_SCHEMES = ("amqp", "amqps", "pyamqp", "redis", "rediss", "sentinel", "memory")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "sqlite", "sqlite+aiosqlite")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _url_of(value: SecretStr | None, schemes: tuple[str, ...], kind: str) -> SecretStr | None:
+    """A secret URL (it may hold a password, so a refusal names only its scheme); empty is unset."""
+    if value is None or not value.get_secret_value().strip():
+        return None
+    scheme, sep, _ = value.get_secret_value().strip().partition("://")
+    if not sep or scheme.lower() not in schemes:
+        shown = f"the scheme {scheme.lower()!r}" if sep and len(scheme) <= 20 else "no scheme"
+        raise ValueError(f"must be {kind} ({', '.join(s + '://' for s in schemes)}); it has {shown}")
+    return value
+
+
 class CelerySettings(BaseModel):
     """The Celery executor: broker, queue names, sealing of sensitive values, and lost workers."""
 
@@ -76,6 +96,17 @@ class CelerySettings(BaseModel):
     broker_transport_options: dict[str, Any] = Field(
         default_factory=dict, description="passed to Celery (e.g. visibility_timeout for Redis)"
     )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: SecretStr | None) -> SecretStr | None:
+        # Empty is unset (Celery would quietly take its own default broker, amqp://guest@localhost).
+        return _url_of(value, BROKER_SCHEMES, "an amqp://… or redis://… URL")
+
+    @field_validator("notify_url")
+    @classmethod
+    def _notify(cls, value: SecretStr | None) -> SecretStr | None:
+        return _url_of(value, REDIS_SCHEMES, "a redis://… URL")
 
 
 class ArtifactSettings(BaseModel):
@@ -214,6 +245,43 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        checked = _url_of(
+            SecretStr(value) if value is not None else None, DATABASE_SCHEMES, "a PostgreSQL or SQLite URL"
+        )
+        return checked.get_secret_value().strip() if checked is not None else None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: SecretStr | None) -> SecretStr | None:
+        return _url_of(value, REDIS_SCHEMES, "a redis://… URL")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be the http(s)://host[:port][/path] people and agents reach this server at")
+        return value.strip()
+
+    @field_validator("default_organization", "default_environment")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not is_slug(value):
+            raise ValueError("must be a slug: lowercase letters, digits and inner '-', at most 63 characters")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.strip().upper()
+
     @field_validator("data_dir", "config_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -288,9 +356,32 @@ class SecretFiles(PydanticBaseSettingsSource):
                     found[name] = nested
             elif _is_secret(info) and variable + "_FILE" in self.environ:
                 if variable in self.environ:
-                    raise ValueError(f"set {variable} or {variable}_FILE, not both")
-                found[name] = Path(self.environ[variable + "_FILE"]).read_text(encoding="utf-8").rstrip("\r\n")
+                    raise SettingError(variable, f"set {variable} or {variable}_FILE, not both")
+                found[name] = _secret_file(variable + "_FILE", self.environ[variable + "_FILE"])
         return found
+
+
+class SettingError(ValueError):
+    """A setting that cannot be read at all (its secret file), named by its environment variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+        self.reason = reason
+
+
+def _secret_file(variable: str, path: str) -> str:
+    """A secret file's text without its final newline; a missing, unreadable or empty file is an error (an empty
+    one is a secret that was not mounted: taking it as unset would start on the embedded database, say)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise SettingError(variable, f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SettingError(variable, f"{path} is not UTF-8 text") from None
+    if not text.strip():
+        raise SettingError(variable, f"{path} is empty")
+    return text
 
 
 def _is_secret(info: FieldInfo) -> bool:

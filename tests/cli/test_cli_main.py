@@ -73,3 +73,80 @@ def test_a_data_directory_naming_a_file_is_an_invalid_setting_not_a_traceback(tm
     assert f"data_dir (TESTGATE_DATA_DIR): {file} exists and is not a directory" in said
     assert "Traceback" not in done.stderr
     assert file.read_text() == "keep me"
+
+
+def _main(tmp_path, extra: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")}, **extra}
+    env["TESTGATE_DATA_DIR"] = str(tmp_path / "data")
+    run = [sys.executable, "-c", "from testgate.cli.main import main; main()", *command]
+    return subprocess.run(run, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+@pytest.mark.parametrize(
+    ("contents", "reason"),
+    [("", "is empty"), ("\n", "is empty"), (None, "cannot read"), (b"\xff\xfe", "is not UTF-8 text")],
+    ids=["empty", "newline", "missing", "binary"],
+)
+def test_a_secret_file_that_cannot_be_used_is_an_invalid_setting_not_a_fallback(
+    tmp_path, contents: str | bytes | None, reason: str
+) -> None:
+    # An empty TESTGATE_DATABASE_URL_FILE (a secret not mounted) quietly ran on the embedded SQLite database.
+    secret = tmp_path / "database-url"
+    if isinstance(contents, str):
+        secret.write_text(contents)
+    elif isinstance(contents, bytes):
+        secret.write_bytes(contents)
+    done = _main(tmp_path, {"TESTGATE_DATABASE_URL_FILE": str(secret)}, "db", "current")
+
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())
+    assert "the configuration is invalid; nothing was started TESTGATE_DATABASE_URL_FILE: " in said
+    assert reason in said
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_list_that_is_not_json_is_an_invalid_setting_saying_how_lists_are_given(tmp_path) -> None:
+    done = _main(tmp_path, {"TESTGATE_OAUTH__UPSTREAM__SCOPES": "openid email"}, "db", "current")
+
+    assert done.returncode == 2
+    assert 'lists and maps are given as JSON: ["a", "b"]' in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("TESTGATE_DATABASE_URL", "mysql://root:hunter2@db/testgate", "has the scheme 'mysql'"),
+        ("TESTGATE_REDIS_URL", "127.0.0.1:6379", "must be a redis://… URL"),
+        ("TESTGATE_CELERY__BROKER_URL", "kafka://broker:9092", "has the scheme 'kafka'"),
+        ("TESTGATE_CELERY__NOTIFY_URL", "amqp://guest:hunter2@mq//", "has the scheme 'amqp'"),
+        ("TESTGATE_PUBLIC_URL", "notaurl", "must be the http(s)://host[:port][/path]"),
+        ("TESTGATE_PUBLIC_URL", "ftp://files.example", "must be the http(s)://host[:port][/path]"),
+        ("TESTGATE_DEFAULT_ENVIRONMENT", "Bad Env!", "must be a slug"),
+        ("TESTGATE_LOG_LEVEL", "verbose", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ],
+)
+def test_a_setting_of_the_wrong_shape_is_refused_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, variable: str, value: str, says: str
+) -> None:
+    # Each of these started: mysql:// and a Redis URL without a scheme crashed later with a traceback, a
+    # Kafka broker left every run queued for good, a bare public URL became the OAuth issuer.
+    from pydantic import ValidationError
+
+    from testgate.config import Settings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings(data_dir=tmp_path / "data")
+    # What the CLI prints of it (output.invalid_settings): pydantic's copy of the input is left out.
+    said = " ".join(str(e["msg"]) for e in refused.value.errors(include_input=False))
+    assert says in said
+    assert "hunter2" not in said
+
+
+def test_an_empty_broker_url_is_unset_not_celerys_own_default() -> None:
+    from testgate.config import CelerySettings
+
+    assert CelerySettings(broker_url="").broker_url is None  # type: ignore[arg-type]
+    assert CelerySettings(broker_url=" redis://r:6379/0").broker_url is not None  # type: ignore[arg-type]

@@ -14,10 +14,11 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from testgate import __version__, logconfig
 from testgate.cli import config, db, execution, login, member, output, results, serve, token, worker, workflow
-from testgate.config import Settings
+from testgate.config import SettingError, Settings
 
 app = typer.Typer(
     name="testgate",
@@ -74,6 +75,9 @@ def _add_optional_groups() -> None:
 _add_optional_groups()
 
 
+JSON_EXAMPLES = '["a", "b"], {"dev": "run"}'
+
+
 def main() -> None:
     """Console script entry point: logs to stderr (warnings and up), then the command.
 
@@ -88,4 +92,12 @@ def main() -> None:
         if exc.title != Settings.__name__:
             raise
         output.invalid_settings(exc)
+        sys.exit(2)
+    except SettingError as exc:
+        output.invalid_setting(exc.variable, exc.reason)
+        sys.exit(2)
+    except SettingsError as exc:
+        # pydantic-settings could not decode a list or map given in the environment (its message names the
+        # field, not the value).
+        output.invalid_setting("a TESTGATE_ variable", f"{exc}; lists and maps are given as JSON: {JSON_EXAMPLES}")
         sys.exit(2)

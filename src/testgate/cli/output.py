@@ -120,6 +120,12 @@ def invalid_settings(exc: ValidationError) -> None:
         err.print(f"  [red]{escape('.'.join(path))}[/] ({escape(variable)}): {escape(reason)}", soft_wrap=True)
 
 
+def invalid_setting(variable: str, reason: str) -> None:
+    """A setting that could not be read at all (a secret file, an undecodable list): its variable and why."""
+    err.print("[bold red]error:[/] the configuration is invalid; nothing was started", soft_wrap=True)
+    err.print(f"  [red]{escape(variable)}[/]: {escape(reason)}", soft_wrap=True)
+
+
 def duration(ms: int | None) -> str:
     """``850ms``, ``12.3s``, ``4m05s``."""
     if ms is None:
