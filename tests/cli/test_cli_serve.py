@@ -152,3 +152,54 @@ def test_port_zero_announces_the_port_the_system_chose(tmp_path: Path) -> None:
 
     assert port != 0
     assert metadata["issuer"] == f"http://127.0.0.1:{port}"
+
+
+def _serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")}
+    env |= {"TESTGATE_DATA_DIR": str(tmp_path / "data"), **variables}
+    command = [sys.executable, "-m", "testgate", "serve", "--port", "0"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_database_it_cannot_reach_ends_the_command_with_one_line(tmp_path: Path) -> None:
+    # It was a 15 KB JSON traceback from the lifespan, exit 3.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once this socket closes
+    done = _serve(tmp_path, TESTGATE_DATABASE_URL=f"postgresql://tg:hunter2@127.0.0.1:{port}/testgate")
+
+    assert done.returncode == 1
+    assert f"error: cannot use the database at postgresql://tg:***@127.0.0.1:{port}/testgate: " in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "hunter2" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.postgres
+async def test_a_replica_without_the_key_encryption_secret_refuses_to_start(tmp_path: Path) -> None:
+    """Started, it reported ready and answered every OAuth token request with a 500."""
+    from tests.conftest import _drop_postgres_database, _postgres_database
+
+    from testgate.oauth import keys
+    from testgate.oauth.settings import OAuthSettings
+    from testgate.store.db import Database, create_engine
+    from testgate.store.migrate import upgrade
+
+    url = await _postgres_database()
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        async with Database(engine).session() as session:
+            await keys.rotate(session, OAuthSettings(key_encryption_secret="the-first-replicas-secret"))  # type: ignore[arg-type]
+        await engine.dispose()
+        without = _serve(tmp_path, TESTGATE_DATABASE_URL=url)
+        other = _serve(tmp_path, TESTGATE_DATABASE_URL=url, TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET="another-secret")
+    finally:
+        await _drop_postgres_database(url)
+
+    for done, why in ((without, "is encrypted, and this server has no secret to decrypt it"), (other, "was encrypted with a different secret")):
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2, done.stderr
+        assert f"TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET: the OAuth signing key in the database {why}" in said
+        assert "every replica needs the same secret" in said
+        assert "Traceback" not in done.stderr

@@ -12,6 +12,7 @@ serves HTTPS itself. Behind a reverse proxy that terminates TLS, leave them unse
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import socket
@@ -142,6 +143,11 @@ def serve(
     # before the lifespan migrates, bootstraps or hands out a setup link (and, with --port 0, the banner and
     # every link name the port the system chose).
     sock = listen(settings.host, settings.port)
+    try:
+        preflight(settings)
+    except BaseException:
+        sock.close()
+        raise
     if settings.port == 0:
         settings = settings.model_copy(update={"port": sock.getsockname()[1]})
     _configure_logging(settings)
@@ -158,6 +164,44 @@ def serve(
         server.run(sockets=[sock])
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+def preflight(settings: Settings) -> None:
+    """Stop at once, with one line, on what would keep a started server from serving: a database it cannot
+    reach, and OAuth signing keys it cannot use (a replica without the others' key encryption secret would
+    report ready and fail every sign-in)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from testgate.oauth import keys
+    from testgate.store.db import Database, create_engine
+    from testgate.store.migrate import current_revision
+
+    async def check() -> str | None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            if await current_revision(engine) is None:
+                return None  # a new database: the keys made at start will use this server's secret
+            async with Database(engine).session(write=False) as session:
+                return await keys.signing_problem(session, settings.oauth)
+        finally:
+            await engine.dispose()
+
+    where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    try:
+        problem = asyncio.run(check())
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        output.err.print(f"[red]error:[/] cannot use the database at {escape(where)}: {escape(reason)}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    if problem is not None:
+        output.invalid_setting(
+            "TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET", f"{problem}; every replica needs the same secret"
+        )
+        raise typer.Exit(2)
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -60,6 +60,24 @@ def private_key(row: SigningKey, settings: OAuthSettings) -> ECKey:
     return key
 
 
+async def signing_problem(session: AsyncSession, settings: OAuthSettings) -> str | None:
+    """Why this process could not sign with the current key (its private key was encrypted with a secret
+    this process does not have), or None. Checked at start: such a replica would answer every token request
+    with an error while reporting ready."""
+    row = await session.scalar(
+        select(SigningKey).where(SigningKey.retired_at.is_(None)).order_by(SigningKey.created_at.desc()).limit(1)
+    )
+    if row is None or not row.encrypted:
+        return None
+    if _secret(settings) is None:
+        return "the OAuth signing key in the database is encrypted, and this server has no secret to decrypt it"
+    try:
+        private_key(row, settings)
+    except ValueError:
+        return "the OAuth signing key in the database was encrypted with a different secret"
+    return None
+
+
 async def rotate(session: AsyncSession, settings: OAuthSettings, now: datetime | None = None) -> SigningKey:
     """Make a new signing key and retire the others from signing (they keep verifying)."""
     moment = now or utcnow()
