@@ -129,3 +129,20 @@ def test_the_credentials_file_is_tightened_to_0600_when_rewritten(tmp_path: Path
     assert (mode(store.path), mode(store.folder)) == (0o600, 0o700)
     assert store.context() == context
     assert store.client_id("https://tg.example") == "c"
+
+
+async def test_the_browser_page_does_not_claim_a_login_before_the_code_is_redeemed() -> None:
+    # Redeeming the code comes after this page, and can fail (a replica without the signing key's secret
+    # failed every one): the page said "You are logged in" while the terminal said the login failed.
+    from testgate.cli.login import Loopback
+
+    loopback = Loopback("the-state")
+    try:
+        status, text = loopback._receive("/callback?state=the-state&code=c0de")
+    finally:
+        await loopback.close()
+
+    assert status == 200
+    assert "terminal says whether you are logged in" in text
+    assert "You are logged in" not in text
+    assert loopback.answer.result() == {"state": "the-state", "code": "c0de"}

@@ -225,7 +225,8 @@ class Loopback:
         self.answer.set_result(params)
         if "error" in params:
             return 400, "Access was not granted; see the terminal."
-        return 200, "You are logged in to testgate."
+        # The code is redeemed after this page is sent, and that can still fail: the terminal has the outcome.
+        return 200, "testgate has the answer; the terminal says whether you are logged in. You can close this tab."
 
 
 async def _authorize(
