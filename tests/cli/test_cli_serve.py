@@ -197,7 +197,10 @@ async def test_a_replica_without_the_key_encryption_secret_refuses_to_start(tmp_
     finally:
         await _drop_postgres_database(url)
 
-    for done, why in ((without, "is encrypted, and this server has no secret to decrypt it"), (other, "was encrypted with a different secret")):
+    for done, why in (
+        (without, "is encrypted, and this server has no secret to decrypt it"),
+        (other, "was encrypted with a different secret"),
+    ):
         said = " ".join(done.stderr.split())
         assert done.returncode == 2, done.stderr
         assert f"TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET: the OAuth signing key in the database {why}" in said

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from testgate.cli.credentials import Context, CredentialStore
 from testgate.cli.main import app
 
 URL = "https://tg.example.com/organizations/acme/environments/dev/mcp"
 ENV = {"TESTGATE_PUBLIC_URL": "https://tg.example.com", "TESTGATE_DEFAULT_ORGANIZATION": "acme"}
+
+
+@pytest.fixture(autouse=True)
+def _no_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No login of the machine's own user decides what these snippets name."""
+    monkeypatch.setenv("TESTGATE_CONFIG_DIR", str(tmp_path / "config"))
 
 
 def run(*args: str) -> str:
@@ -49,6 +57,39 @@ def test_cursor_and_claude_desktop_get_mcp_servers_entries() -> None:
     assert "tgp_" not in json.dumps(desktop)
 
 
-@pytest.mark.parametrize("args", [["--client", "vscode", "--url", URL, "--stdio"], ["--client", "emacs"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--client", "vscode", "--url", URL, "--stdio"],
+        ["--client", "emacs"],
+        ["--client", "cursor", "--url", "notaurl"],  # printed as given, a snippet no client could use
+        ["--client", "cursor", "--url", "ftp://tg.example.com/mcp"],
+        ["--client", "vscode", "--env", "no such"],  # a space went into the URL unencoded
+        ["--client", "vscode", "--stdio", "--org", "Acme!"],
+    ],
+)
 def test_bad_options_are_usage_errors(args: list[str]) -> None:
     assert CliRunner().invoke(app, ["mcp", "config", *args], env=ENV).exit_code == 2
+
+
+def test_after_a_login_the_hosted_snippet_names_the_environment_logged_in_to(tmp_path: Path) -> None:
+    # It named this machine's own default server (http://127.0.0.1:8080) whatever the login.
+    resource = "https://tg.corp.example/organizations/qa/environments/nightly/mcp"
+    login = Context(
+        server="https://tg.corp.example",
+        resource=resource,
+        organization="qa",
+        environment="nightly",
+        client_id="tgc_x",
+        token_endpoint="https://tg.corp.example/oauth/token",
+        revocation_endpoint=None,
+        access_token="at",
+        refresh_token=None,
+        expires_at=0.0,
+        scope="testgate",
+    )
+    CredentialStore(tmp_path / "config").save(login)
+
+    assert json.loads(run("--client", "cursor"))["mcpServers"]["testgate"]["url"] == resource
+    other = json.loads(run("--client", "cursor", "--env", "dev"))["mcpServers"]["testgate"]["url"]
+    assert other == "https://tg.corp.example/organizations/qa/environments/dev/mcp"

@@ -6,16 +6,19 @@ import os
 import sys
 from functools import partial
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import anyio
 import typer
 
 from testgate import logconfig
+from testgate.cli.credentials import CredentialStore
 from testgate.cli.login import CaBundle
 from testgate.cli.output import error
 from testgate.cli.params import DataDir, Env, Org, Target
 from testgate.config import Settings
 from testgate.errors import Unauthenticated
+from testgate.ids import is_slug
 from testgate.mcp.config_snippets import LOCATIONS, Client, hosted_url, snippet, stdio_command
 
 EXIT_INTERRUPTED = 130
@@ -80,13 +83,29 @@ def config(
     """Print the snippet that adds testgate to an MCP client (the token stays in $TESTGATE_TOKEN)."""
     if url and stdio:
         raise typer.BadParameter("give either --url or --stdio", param_hint="--url/--stdio")
+    for option, value in (("--org", org), ("--env", env)):
+        if value is not None and not is_slug(value):
+            raise typer.BadParameter("must be a slug: lowercase letters, digits and inner '-'", param_hint=option)
     if stdio:
         text = snippet(client, name=name, command=stdio_command(org, env))
     else:
-        settings = Settings()
-        target = url or hosted_url(
-            settings.base_url, org or settings.default_organization, env or settings.default_environment
-        )
-        text = snippet(client, name=name, url=target)
+        text = snippet(client, name=name, url=_hosted(url, org, env))
     typer.echo(text)
     typer.echo(f"# {LOCATIONS[client]}", err=True)
+
+
+def _hosted(url: str | None, org: str | None, env: str | None) -> str:
+    """The endpoint a snippet names: --url as given, else the environment at the server you logged in to
+    (``testgate login``), else at this server's own URL."""
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+            raise typer.BadParameter("must be an http(s):// URL of a hosted MCP endpoint", param_hint="--url")
+        return url
+    settings = Settings()
+    login = CredentialStore(settings.config_dir).context()
+    if login is None:
+        return hosted_url(settings.base_url, org or settings.default_organization, env or settings.default_environment)
+    if org is None and env is None:
+        return login.resource
+    return hosted_url(login.server, org or login.organization, env or login.environment)
