@@ -57,3 +57,32 @@ async def test_a_test_case_name_is_unique_and_required(client: httpx.AsyncClient
     assert nameless.status_code == 422
     assert [e["path"] for e in nameless.json()["errors"]] == ["name"]
     assert unknown.status_code == 404
+
+
+async def test_a_patch_field_given_as_null_is_cleared_and_one_left_out_is_kept(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # null was ignored like a field left out: an automated test mapping could never be removed.
+    body = {
+        "name": "checkout",
+        "automated_test": "shop.test_checkout",
+        "workflow_name": "nightly",
+        "labels": {"a": "b"},
+    }
+    case = (await client.post(f"{API}/test-cases", json=body, headers=admin)).json()
+
+    cleared = await client.patch(
+        f"{API}/test-cases/{case['id']}", json={"automated_test": None, "labels": None}, headers=admin
+    )
+    blank = await client.patch(f"{API}/test-cases/{case['id']}", json={"workflow_name": "  "}, headers=admin)
+    unnamed = await client.patch(f"{API}/test-cases/{case['id']}", json={"name": None}, headers=admin)
+    spaces = await client.post(f"{API}/test-cases", json={"name": "   "}, headers=admin)
+
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["automated_test"], cleared.json()["labels"]) == (None, {})
+    assert cleared.json()["workflow_name"] == "nightly"  # left out: kept
+    assert blank.json()["workflow_name"] is None  # an empty reference is no reference
+    assert unnamed.status_code == 422
+    assert unnamed.json()["errors"] == [{"path": "name", "message": "cannot be cleared"}]
+    assert spaces.status_code == 422
+    assert "not only spaces" in spaces.text

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from testgate.access.principal import Permission
+from testgate.errors import FieldError, InvalidInput
 from testgate.operations.context import OpContext
 from testgate.operations.models import Deleted
 from testgate.operations.registry import Confirmation, operation
@@ -29,6 +30,30 @@ class CaseStep(BaseModel):
     expected: str = Field(default="", max_length=4000)
 
 
+def _blank_is_none(value: str | None) -> str | None:
+    """An empty reference is no reference."""
+    return value.strip() or None if value is not None else None
+
+
+def _named(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("a test case needs a name that is not only spaces")
+    return value.strip() if value is not None else None
+
+
+# What a field given as null in an update becomes: cleared (the name cannot be).
+CLEARED: dict[str, object] = {
+    "description": "",
+    "precondition": "",
+    "expected_result": "",
+    "steps": [],
+    "labels": {},
+    "priority": "normal",
+    "automated_test": None,
+    "workflow_name": None,
+}
+
+
 class CaseFields(_In):
     description: str | None = Field(default=None, max_length=20000)
     precondition: str | None = Field(default=None, max_length=20000)
@@ -36,10 +61,12 @@ class CaseFields(_In):
     steps: list[CaseStep] | None = Field(default=None, max_length=200)
     labels: Labels | None = Field(default=None, description="key -> value, like a workflow's labels (at most 50)")
     priority: Priority | None = None
-    automated_test: str | None = Field(
+    automated_test: Annotated[str | None, AfterValidator(_blank_is_none)] = Field(
         default=None, max_length=600, description="the automated test it maps to: 'classname.name'"
     )
-    workflow_name: str | None = Field(default=None, max_length=63, description="workflow that runs it")
+    workflow_name: Annotated[str | None, AfterValidator(_blank_is_none)] = Field(
+        default=None, max_length=63, description="workflow that runs it"
+    )
 
 
 class Case(BaseModel):
@@ -126,7 +153,7 @@ async def get_case(ctx: OpContext, args: CaseRef) -> Case:
 
 
 class CreateCaseIn(CaseFields):
-    name: str = Field(min_length=1, max_length=300)
+    name: Annotated[str, AfterValidator(_named)] = Field(min_length=1, max_length=300)
 
 
 def _values(args: CaseFields) -> dict[str, object]:
@@ -154,7 +181,7 @@ async def create_case(ctx: OpContext, args: CreateCaseIn) -> Case:
 
 class UpdateCaseIn(CaseFields):
     id: str = Field(min_length=1, max_length=26)
-    name: str | None = Field(default=None, min_length=1, max_length=300)
+    name: Annotated[str | None, AfterValidator(_named)] = Field(default=None, min_length=1, max_length=300)
 
 
 @operation(
@@ -167,10 +194,14 @@ class UpdateCaseIn(CaseFields):
     idempotent=True,
 )
 async def update_case(ctx: OpContext, args: UpdateCaseIn) -> Case:
-    """Change fields of a test case; fields left out stay as they are."""
+    """Change fields of a test case: fields left out stay as they are, and a field given as null is cleared
+    (the name cannot be: give a new one)."""
+    if "name" in args.model_fields_set and args.name is None:
+        raise InvalidInput("invalid arguments for update_test_case", errors=[FieldError("name", "cannot be cleared")])
     row = await testcases.get(ctx.db, ctx.env, args.id)
     values = _values(args)
     values.pop("id", None)
+    values |= {name: CLEARED[name] for name in args.model_fields_set & CLEARED.keys() if getattr(args, name) is None}
     await testcases.update(ctx.db, row, ctx.env, values)
     ctx.touch("test_case", row.id, row.name)
     return Case.of(row)

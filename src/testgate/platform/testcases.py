@@ -97,7 +97,7 @@ async def update(session: AsyncSession, row: CaseRow, env: Environment, changes:
         await _ensure_unique(session, env, changes["name"], row.id)
     changed = False
     for key, value in changes.items():
-        if key in FIELDS and value is not None and getattr(row, key) != value:
+        if key in FIELDS and getattr(row, key) != value:
             setattr(row, key, value)
             changed = True
     if changed:  # a PATCH that changes nothing leaves updated_at alone
