@@ -7,6 +7,8 @@ is secret when its type is ``SecretStr`` or its field says ``json_schema_extra={
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import types
 from collections.abc import Mapping
@@ -76,6 +78,13 @@ def _url_of(value: SecretStr | None, schemes: tuple[str, ...], kind: str) -> Sec
     return value
 
 
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode())) == 32
+    except (ValueError, binascii.Error):
+        return False
+
+
 class CelerySettings(BaseModel):
     """The Celery executor: broker, queue names, sealing of sensitive values, and lost workers."""
 
@@ -107,6 +116,19 @@ class CelerySettings(BaseModel):
     @classmethod
     def _notify(cls, value: SecretStr | None) -> SecretStr | None:
         return _url_of(value, REDIS_SCHEMES, "a redis://… URL")
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        if not keys or not all(_is_fernet_key(k) for k in keys):
+            raise ValueError(
+                "each key must be a Fernet key, 32 url-safe base64-encoded bytes: "
+                'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+            )
+        return value
 
 
 class ArtifactSettings(BaseModel):

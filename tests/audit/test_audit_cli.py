@@ -134,7 +134,10 @@ def test_a_refused_export_leaves_an_existing_file_as_it_was_and_creates_none(cli
     existing, fresh = tmp_path / "existing.jsonl", tmp_path / "fresh.jsonl"
     existing.write_text("yesterday's export\n")
     for target in (existing, fresh):
-        refused = cli("audit", "export", "--format", "xml", "--file", str(target))
+        unknown = cli("audit", "export", "--format", "xml", "--file", str(target))  # a usage error
+        assert unknown.exit_code == 2, unknown.output
+        assert "Invalid value for '--format'" in unknown.output
+        refused = cli("audit", "export", "--env", "nowhere", "--file", str(target))  # refused by the operation
         assert refused.exit_code == 1, refused.output
     assert existing.read_text() == "yesterday's export\n"
     assert not fresh.exists()

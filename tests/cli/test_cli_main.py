@@ -125,6 +125,7 @@ def test_a_list_that_is_not_json_is_an_invalid_setting_saying_how_lists_are_give
         ("TESTGATE_PUBLIC_URL", "ftp://files.example", "must be the http(s)://host[:port][/path]"),
         ("TESTGATE_DEFAULT_ENVIRONMENT", "Bad Env!", "must be a slug"),
         ("TESTGATE_LOG_LEVEL", "verbose", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("TESTGATE_CELERY__SECRETS_KEY", "hunter2", "each key must be a Fernet key"),
     ],
 )
 def test_a_setting_of_the_wrong_shape_is_refused_before_anything_starts(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import ValidationError
 
 from testgate.config import CelerySettings, Settings
 from testgate.errors import RunnerError
@@ -124,9 +125,11 @@ def test_a_worker_without_the_key_or_with_a_readable_key_file_refuses(tmp_path: 
 
 
 def test_a_secrets_key_that_is_not_a_fernet_key_is_refused(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, celery=CelerySettings(secrets_key="not-a-key"))
+    # Refused with the settings (exit 2 naming TESTGATE_CELERY__SECRETS_KEY), and by the box itself.
+    with pytest.raises(ValidationError, match="each key must be a Fernet key"):
+        CelerySettings(secrets_key="not-a-key")  # type: ignore[arg-type]
     with pytest.raises(RunnerError, match="not a Fernet key"):
-        SecretBox.from_settings(settings, create=False)
+        SecretBox([b"not-a-key"])
 
 
 def test_the_celery_executor_needs_a_broker_url(tmp_path: Path) -> None:

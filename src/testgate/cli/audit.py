@@ -8,6 +8,7 @@ import stat
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -94,9 +95,17 @@ def _actor(kind: str, name: str) -> str:
     return name if name.startswith(f"{kind}:") else f"{kind}:{name}"
 
 
+class ExportFormat(StrEnum):
+    """What ``audit export`` writes (a usage error, exit 2, for anything else)."""
+
+    JSONL = "jsonl"
+    CSV = "csv"
+    OCSF = "ocsf"
+
+
 @app.command("export")
 def export_(
-    fmt: Annotated[str, typer.Option("--format", "-F", help="jsonl, csv or ocsf.")] = "jsonl",
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-F", help="The file's format.")] = ExportFormat.JSONL,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Write here (mode 0600) instead of stdout.", dir_okay=False)
     ] = None,
@@ -110,7 +119,7 @@ def export_(
     org: Org = None,
 ) -> None:
     """Export audit events, oldest first, as JSON Lines, CSV or OCSF (streamed)."""
-    args = _filters(since, until, env, actor, action, outcome) | {"format": fmt}
+    args = _filters(since, until, env, actor, action, outcome) | {"format": fmt.value}
     with _ExportFile(file) as out:
         run(_export(Target(data_dir, org), args, out))
     if file is not None:

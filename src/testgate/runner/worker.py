@@ -93,7 +93,8 @@ async def _check_schema(settings: Settings) -> None:
     finally:
         await engine.dispose()
     if found != needed:
-        raise RunnerError(f"the database schema is at {found}, this worker needs {needed}: run `testgate db upgrade`")
+        at = f"is at {found}" if found is not None else "has no schema yet (no migration applied)"
+        raise RunnerError(f"the database {at}; this worker needs {needed}: run `testgate db upgrade`")
 
 
 def worker_app(settings: Settings, name: str) -> Celery:
