@@ -206,3 +206,15 @@ async def test_a_replica_without_the_key_encryption_secret_refuses_to_start(tmp_
         assert f"TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET: the OAuth signing key in the database {why}" in said
         assert "every replica needs the same secret" in said
         assert "Traceback" not in done.stderr
+
+
+def test_an_artifact_directory_it_cannot_write_stops_the_start(tmp_path: Path) -> None:
+    # It started, and every run passed with no artifact kept and a message blaming the workspace's files.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    done = _serve(tmp_path, TESTGATE_ARTIFACTS__PATH=str(blocked / "artifacts"))
+
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())
+    assert f"TESTGATE_ARTIFACTS__PATH: the artifact directory {blocked / 'artifacts'} (Not a directory) cannot" in said
+    assert "Traceback" not in done.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from testgate.config import RunnerSettings
+from testgate.config import ArtifactSettings, RunnerSettings
 from testgate.errors import InvalidInput, NotFound
 from testgate.platform import artifacts, executions, globs, tenancy
 from testgate.platform.context import Platform
@@ -300,3 +300,21 @@ def test_a_very_long_line_is_cut_not_held_whole(tmp_path: Path) -> None:
     assert (read.content, read.lines, read.total_lines) == ("next\n", (2, 2), 2)
     first = read_text(path, end_line=1, max_bytes=10)
     assert (first.content, first.lines, first.truncated) == ("a" * 10, (1, 1), True)
+
+
+async def test_an_artifact_directory_that_cannot_be_written_is_named_as_the_problem(
+    platform: Platform, workspace: Path, tmp_path: Path
+) -> None:
+    # It read "logs/app.log: No such file or directory", as if the workspace's file were missing.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    store = ArtifactSettings(path=blocked / "artifacts")
+    platform = dataclasses.replace(platform, settings=platform.settings.model_copy(update={"artifacts": store}))
+    execution_id = await new_execution(platform)
+    report = await artifacts.collect(platform, execution_id, workspace, ["logs/**"])
+
+    assert report.rows == []
+    assert report.problems == [
+        f"logs/app.log: not stored: the artifact directory {blocked / 'artifacts'} cannot be written: Not a directory",
+        "1 more file(s) not stored: the artifact store failed",
+    ]

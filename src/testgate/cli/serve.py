@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import socket
 import sys
 from collections.abc import MutableMapping
@@ -190,6 +191,16 @@ def preflight(settings: Settings) -> None:
         finally:
             await engine.dispose()
 
+    if settings.artifacts.store == "filesystem":
+        folder = settings.artifacts_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            writable = os.access(folder, os.W_OK | os.X_OK)
+        except OSError as exc:
+            writable, folder = False, Path(f"{folder} ({exc.strerror})")
+        if not writable:
+            output.invalid_setting("TESTGATE_ARTIFACTS__PATH", f"the artifact directory {folder} cannot be written")
+            raise typer.Exit(2)
     where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
     try:
         problem = asyncio.run(check())

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from testgate.errors import StorageUnavailable
 from testgate.platform import globs
 from testgate.platform.artifact_store import Missing, Writer
 
@@ -41,9 +42,13 @@ class FileStore:
         parts = key.split("/")
         if any(part in ("", ".", "..") for part in parts):
             raise ValueError(f"not a storage key: {key!r}")
-        target = _make_dirs(self.root, parts[:-1]) / parts[-1]
-        target.unlink(missing_ok=True)  # a leftover of an interrupted collect, never a kept artifact
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            target = _make_dirs(self.root, parts[:-1]) / parts[-1]
+            target.unlink(missing_ok=True)  # a leftover of an interrupted collect, never a kept artifact
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            # The store, not the file being kept, is what failed: say so (and stop trying the others).
+            raise StorageUnavailable(f"the artifact directory {self.root} cannot be written: {exc.strerror}") from None
         try:
             with open(fd, "wb") as out:
                 yield _File(out)
