@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -293,3 +294,31 @@ async def api_token(live: Live) -> str:
             session, organization_id=org.id, name="ci", role=Role.ADMIN, grants={}, created_by=None, expires_at=None
         )
     return issued.secret
+
+
+async def test_a_server_that_cannot_be_reached_is_named_with_its_port() -> None:
+    # "http://127.0.0.1 could not be reached": the port that was wrong was left out.
+    import httpx2
+
+    from testgate.mcp.bridge import ClientFacingErrors
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    transport = ClientFacingErrors(httpx2.AsyncHTTPTransport())
+    answer = await transport.handle_async_request(httpx2.Request("POST", f"http://127.0.0.1:{port}/mcp"))
+    await answer.aread()
+
+    assert answer.status_code == 502
+    assert f"testgate bridge: http://127.0.0.1:{port} could not be reached" in answer.text
+
+
+def test_login_refuses_a_url_that_is_not_http() -> None:
+    from typer.testing import CliRunner
+
+    from testgate.cli.main import app
+
+    for url in ("notaurl", "ftp://tg.example.com"):
+        done = CliRunner().invoke(app, ["login", url])
+        assert done.exit_code == 2, done.output
+        assert "must be the server's http(s):// URL" in " ".join(done.output.split())

@@ -371,6 +371,9 @@ def login(
     ca_bundle: CaBundle = None,
 ) -> None:
     """Log in to a testgate server in your browser; `testgate mcp serve` then bridges to it as you."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise typer.BadParameter("must be the server's http(s):// URL, or an environment's MCP URL", param_hint="URL")
     settings = Settings()
     context = run(
         login_flow(

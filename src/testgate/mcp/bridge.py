@@ -214,7 +214,9 @@ class ClientFacingErrors(httpx2.AsyncBaseTransport):
         try:
             response = await self.inner.handle_async_request(request)
         except httpx2.TransportError as exc:
-            reason = f"testgate bridge: {request.url.scheme}://{request.url.host} could not be reached ({exc})"
+            url = request.url
+            where = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port is not None else "")
+            reason = f"testgate bridge: {where} could not be reached ({exc or type(exc).__name__})"
             log.error("the server could not be reached", url=str(request.url), error=str(exc))
             return _jsonrpc_error(502, reason)
         if response.status_code != 401:
