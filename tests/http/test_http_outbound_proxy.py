@@ -160,3 +160,25 @@ async def test_the_oauth_client_metadata_fetcher_reads_the_proxy_from_the_enviro
 
     assert document == DOCUMENT
     assert proxy.seen == [("CONNECT", f"localhost:{origins['https']}")]
+
+
+@pytest.mark.parametrize("value", ["garbage://x", "ftp://proxy:21", "http://"])
+def test_a_proxy_variable_that_is_no_proxy_url_is_an_invalid_setting(value: str) -> None:
+    # httpx raised "Unknown scheme for proxy URL" from inside the first request: a traceback, exit 1.
+    from testgate.config import SettingError
+    from testgate.http.outbound import Outbound
+
+    with pytest.raises(SettingError, match="must be a proxy URL") as refused:
+        Outbound.from_environ({"HTTPS_PROXY": value})
+    assert refused.value.variable == "HTTPS_PROXY"
+    # Without a scheme it is an HTTP proxy, as curl takes it (httpx refused it).
+    assert Outbound.from_environ({"https_proxy": "proxy.corp:3128"}).proxies == {"https": "http://proxy.corp:3128"}
+
+
+def test_a_ca_bundle_that_cannot_be_read_names_the_file(tmp_path: Path) -> None:
+    from testgate.config import SettingError
+    from testgate.http.outbound import Outbound
+
+    for bundle, why in ((tmp_path / "missing.pem", "No such file or directory"), (tmp_path, "")):
+        with pytest.raises(SettingError, match=f"cannot use {bundle}: {why}"):
+            Outbound(ca_bundle=bundle).ssl_context()

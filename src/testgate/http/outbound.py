@@ -24,6 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from testgate.config import SettingError
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")  # what httpx can go through
+
 
 @dataclass(frozen=True)
 class Outbound:
@@ -39,10 +43,19 @@ class Outbound:
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str:
-            return env.get(name.lower()) or env.get(name.upper()) or ""
+            value = (env.get(name.lower()) or env.get(name.upper()) or "").strip()
+            # curl's convention: a proxy without a scheme is an HTTP proxy (httpx refuses one without).
+            return f"http://{value}" if value and name != "no_proxy" and "://" not in value else value
 
         fallback = get("all_proxy")
         proxies = {scheme: get(f"{scheme}_proxy") or fallback for scheme in ("http", "https")}
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            value = get(name)
+            parts = urlsplit(value)
+            if value and (parts.scheme not in PROXY_SCHEMES or not parts.hostname):
+                raise SettingError(
+                    name, f"must be a proxy URL ({', '.join(s + '://' for s in PROXY_SCHEMES)}host:port)"
+                )
         return cls({k: v for k, v in proxies.items() if v}, get("no_proxy"), ca_bundle)
 
     def proxy_for(self, url: str) -> str | None:
@@ -59,7 +72,11 @@ class Outbound:
         """The system trust store plus ``ca_bundle``; hostname checking always on."""
         context = ssl.create_default_context()
         if self.ca_bundle is not None:
-            context.load_verify_locations(cafile=str(self.ca_bundle))
+            try:
+                context.load_verify_locations(cafile=str(self.ca_bundle))
+            except (OSError, ssl.SSLError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not PEM certificates"
+                raise SettingError("the CA bundle", f"cannot use {self.ca_bundle}: {why}") from None
         return context
 
     def client(self, url: str, *, timeout: float) -> httpx.AsyncClient:
