@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import socket
+import ssl
 import sys
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -191,6 +192,9 @@ def preflight(settings: Settings) -> None:
         finally:
             await engine.dispose()
 
+    if (tls := _tls_problem(settings)) is not None:
+        output.invalid_setting(*tls)
+        raise typer.Exit(2)
     if settings.artifacts.store == "filesystem":
         folder = settings.artifacts_dir
         try:
@@ -213,6 +217,26 @@ def preflight(settings: Settings) -> None:
             "TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET", f"{problem}; every replica needs the same secret"
         )
         raise typer.Exit(2)
+
+
+def _tls_problem(settings: Settings) -> tuple[str, str] | None:
+    """Why uvicorn could not load the configured certificate and key (a traceback from inside it, else)."""
+    http = settings.http
+    if http.tls_cert is None or http.tls_key is None:
+        return None  # both or neither: HttpSettings refuses one alone
+    for variable, path in (("TESTGATE_HTTP__TLS_CERT", http.tls_cert), ("TESTGATE_HTTP__TLS_KEY", http.tls_key)):
+        if not path.is_file():
+            return variable, f"{path} is not a file"
+    password = http.tls_key_password.get_secret_value() if http.tls_key_password is not None else None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(http.tls_cert, http.tls_key, password)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or "unreadable"
+        return "TESTGATE_HTTP__TLS_CERT", (
+            f"{http.tls_cert} and {http.tls_key} do not load as a PEM certificate and its key ({reason}); "
+            "an encrypted key needs TESTGATE_HTTP__TLS_KEY_PASSWORD"
+        )
+    return None
 
 
 def listen(host: str, port: int) -> socket.socket:
