@@ -218,3 +218,16 @@ def test_an_artifact_directory_it_cannot_write_stops_the_start(tmp_path: Path) -
     said = " ".join(done.stderr.split())
     assert f"TESTGATE_ARTIFACTS__PATH: the artifact directory {blocked / 'artifacts'} (Not a directory) cannot" in said
     assert "Traceback" not in done.stderr
+
+
+def test_a_metrics_port_in_use_ends_the_command_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _serve(tmp_path, TESTGATE_HTTP__METRICS_LISTEN=f"127.0.0.1:{port}")
+
+    assert done.returncode == 1
+    said = f"cannot listen for metrics (TESTGATE_HTTP__METRICS_LISTEN) on 127.0.0.1 port {port}: the port is in use"
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr

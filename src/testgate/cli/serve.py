@@ -146,6 +146,10 @@ def serve(
     # every link name the port the system chose).
     sock = listen(settings.host, settings.port)
     try:
+        if (metrics := settings.http.metrics_listen) is not None:
+            # Tried and let go again: the lifespan binds it, and a failure there was a traceback.
+            metrics_host, _, metrics_port = metrics.rpartition(":")
+            listen(metrics_host.strip("[]"), int(metrics_port), "metrics (TESTGATE_HTTP__METRICS_LISTEN)").close()
         preflight(settings)
     except BaseException:
         sock.close()
@@ -239,7 +243,7 @@ def _tls_problem(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, what: str = "") -> socket.socket:
     """A TCP socket bound to ``host``:``port`` as uvicorn binds one; a clean error (exit 1) if it cannot be."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -249,7 +253,11 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
-        output.err.print(f"[red]error:[/] cannot listen on {escape(host)} port {port}: {escape(why)}", soft_wrap=True)
+        purpose = f" for {what}" if what else ""
+        output.err.print(
+            f"[red]error:[/] cannot listen{escape(purpose)} on {escape(host)} port {port}: {escape(why)}",
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
     sock.set_inheritable(True)
     return sock
