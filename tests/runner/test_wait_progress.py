@@ -41,3 +41,20 @@ async def test_progress_rises_on_every_notification_and_ends_at_the_total(
     assert reports[-1] == (2, 2, "2 of 2 finished")
     # Not one per log line (the old behaviour sent about 30): the start, a few keep-alives, the end.
     assert 2 <= len(reports) <= 12, reports
+
+
+async def test_an_execution_named_twice_is_waited_for_and_counted_once(
+    runner: Harness, platform: Platform, call: Call
+) -> None:
+    done = (await runner.run([{"name": "quick", "shell": "echo done"}])).row
+    reports: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        reports.append((value, total, message))
+
+    twice = {"ids": [done.id, f"{done.workflow_name}#{done.number}", done.id], "timeout": 5}
+    out = (await dispatch(platform, replace(call, progress=progress), "execution.wait", twice)).model_dump()
+
+    # By its id twice and by its name#number: one execution, waited for and counted once (it was three).
+    assert [e["id"] for e in out["executions"]] == [done.id]
+    assert reports[-1] == (1, 1, "1 of 1 finished")

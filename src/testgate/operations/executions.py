@@ -169,7 +169,9 @@ async def fetch_logs(ctx: OpContext, args: LogsIn) -> logs.LogPage:
 
 
 class WaitIn(_In):
-    ids: list[str] = Field(min_length=1, max_length=50, description="execution ids or 'workflow#number'")
+    ids: list[str] = Field(
+        min_length=1, max_length=50, description="execution ids or 'workflow#number' (one named twice counts once)"
+    )
     timeout: float = Field(default=60, gt=0, le=900, description="seconds to wait at most (default 60)")
 
 
@@ -204,7 +206,8 @@ async def wait_for_executions(ctx: OpContext, args: WaitIn) -> WaitOut:
     call again to keep waiting."""
     started = time.monotonic()
     rows = await _load(ctx, args.ids)
-    ids = [r.id for r in rows]
+    ids = list(dict.fromkeys(r.id for r in rows))  # one execution named twice (id and name#number) counts once
+    rows = [next(r for r in rows if r.id == i) for i in ids]
     for row in rows:
         ctx.touch("execution", row.id, f"{row.workflow_name}#{row.number}")
     reported, reported_at = -1, 0.0

@@ -22,6 +22,6 @@ def console_url(base_url: str, org: str, env: str, kind: LinkKind, ref: str | No
     }[kind]
     if "{ref}" in path:
         if not ref:
-            raise ValueError(f"a {kind} link needs a name or id")
+            raise ValueError(f"a link to a {kind.replace('_', ' ')} needs its name or id")
         path = path.format(ref=quote(ref, safe=""))
     return root + path
