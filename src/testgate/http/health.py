@@ -1,7 +1,8 @@
 """Probes: ``/healthz`` (liveness: the process answers; no dependency checked) and ``/readyz`` (readiness).
 
 Readiness runs a trivial query on the database and pings Redis when rate limits are shared through it;
-any failure answers 503 with which check failed. Details stay coarse (``ok`` or ``unavailable``): the
+a failure answers 503 with which check failed, except Redis under ``fail_open``: the replica serves
+without it, so it stays ready ("degraded"). Details stay coarse (``ok`` or ``unavailable``): the
 probes are unauthenticated, and the reason is logged instead.
 """
 
@@ -45,8 +46,13 @@ class Probes:
         checks = {"database": await self._database()}
         if self.limiter.shared:
             checks["redis"] = await self._redis()
-        ready = all(v == "ok" for v in checks.values())
-        body = {"status": "ready" if ready else "unavailable", "checks": checks}
+        ready = checks["database"] == "ok"
+        if checks.get("redis", "ok") != "ok" and self.limiter.settings.redis_failure == "fail_closed":
+            ready = False  # every request would be refused anyway
+        # With fail_open a replica serves without Redis: unready, every replica (they share one Redis) would
+        # leave the load balancer at once, turning a Redis outage into a full one.
+        status = ("ready" if all(v == "ok" for v in checks.values()) else "degraded") if ready else "unavailable"
+        body = {"status": status, "checks": checks}
         return JSONResponse(body, status_code=200 if ready else 503, headers=NO_STORE)
 
     async def _database(self) -> str:
