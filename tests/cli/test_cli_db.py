@@ -34,3 +34,7 @@ def test_a_data_directory_a_db_command_creates_is_its_owners_alone(cli) -> None:
     cli.ok("db", "upgrade")
 
     assert stat.S_IMODE(cli.data_dir.stat().st_mode) == 0o700  # it holds the password hashes and the audit log
+    # And the database file with its write-ahead log and shared memory, whatever the umask (it was 0644).
+    made = sorted(p.name for p in cli.data_dir.iterdir() if p.name.startswith("testgate.db"))
+    assert "testgate.db" in made
+    assert {name: stat.S_IMODE((cli.data_dir / name).stat().st_mode) for name in made} == dict.fromkeys(made, 0o600)

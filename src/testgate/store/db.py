@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -121,6 +123,9 @@ def create_engine(
             # It holds password and token hashes and the audit log: only its owner may enter (``db``
             # commands may be the first to create it, before ``serve`` ever runs).
             file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # The file too (SQLite gives its -wal and -shm files the database file's mode).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         kwargs["connect_args"] = {"timeout": SQLITE_WAIT_SECONDS}
         # Every session ends its transaction itself (``Database.session``, and a Connection rolls back on
         # close), so the pool's extra ROLLBACK on return is a wasted trip to aiosqlite's thread.
