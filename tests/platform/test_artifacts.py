@@ -177,7 +177,9 @@ async def test_collect_for_an_unknown_execution_fails(platform: Platform, worksp
         ("héllo".encode(), True),
         ("é".encode()[:1], True),  # a character cut by the sample's end
         (b"a\x00b", False),
-        (b"\xff\xfe\xfa", False),
+        ("Prüfung: café".encode("cp1252"), True),  # a legacy 8-bit encoding (Windows-1252 / Latin-1)
+        (bytes(range(1, 256)), False),  # not UTF-8, and a tenth of it control bytes
+        ("naïve\x1b[31m red\x1b[0m\r\n".encode("latin-1"), True),  # colour codes and CRLF are text
         (BINARY[:64], False),
     ],
 )
@@ -318,3 +320,37 @@ async def test_an_artifact_directory_that_cannot_be_written_is_named_as_the_prob
         f"logs/app.log: not stored: the artifact directory {blocked / 'artifacts'} cannot be written: Not a directory",
         "1 more file(s) not stored: the artifact store failed",
     ]
+
+
+async def test_a_log_in_a_legacy_8_bit_encoding_is_text_and_reads_as_its_characters(
+    platform: Platform, tmp_path: Path
+) -> None:
+    # A Windows-1252 / Latin-1 log (older Java and Windows tools) was "binary; download it instead".
+    (tmp_path / "legacy.log").write_bytes("Prüfung fehlgeschlagen: café — 3 ERRORS\n".encode("cp1252") * 3)
+    (tmp_path / "noise.bin").write_bytes(bytes(range(1, 256)) * 8)  # no NUL, not UTF-8, control bytes: binary
+    execution_id = await new_execution(platform)
+    report = await artifacts.collect(platform, execution_id, tmp_path, ["legacy.log", "noise.bin"])
+    async with platform.db.session() as session:
+        legacy = await artifacts.read_artifact(platform, session, execution_id, "legacy.log", grep="ERRORS")
+        noise = await artifacts.read_artifact(platform, session, execution_id, "noise.bin")
+
+    assert {row.path: row.is_text for row in report.rows} == {"legacy.log": True, "noise.bin": False}
+    assert legacy.content is not None
+    assert legacy.content.splitlines()[0].endswith("Prüfung fehlgeschlagen: café — 3 ERRORS")
+    assert legacy.matches == 3
+    assert (noise.binary, noise.content) == (True, None)
+
+
+async def test_a_log_longer_than_the_sniffed_head_reads_on_past_it(platform: Platform, tmp_path: Path) -> None:
+    # The first SNIFF_BYTES are read to choose the encoding, then handed back in front of the rest.
+    lines = [f"line {n} {'ü' if n % 2 else 'u'}\n" for n in range(1, 20001)]
+    (tmp_path / "long.log").write_text("".join(lines), encoding="cp1252")
+    execution_id = await new_execution(platform)
+    await artifacts.collect(platform, execution_id, tmp_path, ["long.log"])
+    async with platform.db.session() as session:
+        first = await artifacts.read_artifact(platform, session, execution_id, "long.log", start_line=1, end_line=2)
+        last = await artifacts.read_artifact(platform, session, execution_id, "long.log", start_line=19999)
+
+    assert first.content == "line 1 ü\nline 2 u\n"
+    assert last.content == "line 19999 ü\nline 20000 u\n"
+    assert last.total_lines == 20000

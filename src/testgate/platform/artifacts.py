@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -171,9 +171,22 @@ def _check_size(rel: str, size: int, per_file: int, left: int) -> None:
 
 
 def looks_like_text(head: bytes) -> bool:
-    """No NUL byte and valid UTF-8 (a character cut at the end of the sample is allowed)."""
+    """No NUL byte, and valid UTF-8 (a character cut at the end of the sample is allowed) or else text in a
+    legacy 8-bit encoding (Windows-1252 / Latin-1, as older tools write their logs): hardly any control
+    characters but tabs, line ends, form feeds, escapes and backspaces."""
     if b"\x00" in head:
         return False
+    if is_utf8(head):
+        return True
+    controls = sum(1 for byte in head if byte < 0x20 and byte not in _TEXT_CONTROLS)
+    return controls * 100 <= len(head)
+
+
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\x1b\x08")
+
+
+def is_utf8(head: bytes) -> bool:
+    """``head`` decodes as UTF-8 (a character cut at its end allowed)."""
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
@@ -290,8 +303,31 @@ def _read(store: ArtifactStore, row: ArtifactRow, query: TextQuery) -> TextRead 
     with _about(row), store.reader(row.storage_key) as stored:
         if not row.is_text:
             return None  # opened only to tell a missing file from a binary one
-        with io.TextIOWrapper(stored, encoding="utf-8", errors="replace") as text:
+        # UTF-8, or else the legacy 8-bit encoding ``looks_like_text`` let in (no encoding is stored with a row).
+        head = stored.read(SNIFF_BYTES)
+        encoding = "utf-8" if is_utf8(head) else "cp1252"
+        with io.TextIOWrapper(io.BufferedReader(_Prefixed(head, stored)), encoding=encoding, errors="replace") as text:
             return query.read(text)
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` (already read from ``rest``), then the rest of ``rest``."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head, self._rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _content(row: ArtifactRow, read: TextRead | None, *, binary: bool = False, message: str = "") -> ArtifactContent:
