@@ -79,7 +79,12 @@ async def test_an_agent_creates_runs_waits_with_progress_and_reads_the_failed_te
         assert waited.structured_content["finished"] is True, text_of(waited)
         results = await client.call_tool("get_execution_results", {"id": "smoke#1", "status": ["failed"]})
         logs = await client.call_tool("fetch_execution_logs", {"id": execution["id"], "grep": "FAILED"})
+        # The runner's own lines say step -1: the filter takes what the output shows (its minimum was 0).
+        system = await client.call_tool("fetch_execution_logs", {"id": execution["id"], "step": -1})
     assert progress
+    assert not system.is_error, text_of(system)
+    assert system.structured_content["lines"]
+    assert {line["step"] for line in system.structured_content["lines"]} == {-1}
     assert progress[-1][:2] == (1, 1)
     page = results.structured_content
     assert (page["total"], page["passed"], page["failed"]) == (2, 1, 1)

@@ -124,7 +124,12 @@ class LogsIn(_In):
         default=None, ge=1, le=MAX_KEY, description="first line number (inclusive); overrides tail"
     )
     end: int | None = Field(default=None, ge=1, le=MAX_KEY, description="last line number (inclusive)")
-    step: int | None = Field(default=None, ge=0, le=MAX_KEY, description="only this step's lines (0-based index)")
+    step: int | None = Field(
+        default=None,
+        ge=-1,
+        le=MAX_KEY,
+        description="only this step's lines (0-based index); -1: the runner's own lines (step: -1 in the output)",
+    )
     grep: str | None = Field(
         default=None,
         max_length=500,
