@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_types import ElicitResult
@@ -77,3 +78,37 @@ async def test_stdio_confirms_a_deletion_in_the_2026_era(tmp_path: Path, flow: s
     assert listed.structured_content["count"] == 0
     # Logs went to stderr while stdout carried nothing but MCP messages.
     assert '"logger": "alembic.runtime.migration"' in (tmp_path / "stderr.log").read_text()
+
+
+async def test_an_environment_that_does_not_exist_is_refused_once_the_database_has_one(tmp_path: Path) -> None:
+    """A first start creates what --org/--env name, as it creates the defaults; afterwards a typo was created
+    too, and the agent worked in a new, empty environment without a word."""
+    import os
+    import subprocess
+
+    from testgate.platform import tenancy
+    from testgate.store.migrate import upgrade
+
+    async with stdio(tmp_path) as client:  # the first start: creates acme and its default environment
+        await client.list_tools()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")},
+        "TESTGATE_DATA_DIR": str(tmp_path / "data"),
+        "TESTGATE_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    command = [sys.executable, "-m", "testgate", "mcp", "serve", "--org", "acme", "--env", "stagng"]
+    done = await anyio.run_process(command, env=env, stdin=subprocess.DEVNULL, check=False)
+    stderr, stdout = done.stderr.decode(), done.stdout.decode()
+
+    assert done.returncode == 2
+    assert "environment 'stagng' not found in organization 'acme'" in stderr
+    assert stdout == ""  # nothing on the MCP wire
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'testgate.db'}")
+    await upgrade(engine)
+    db = Database(engine)
+    try:
+        async with db.session() as session:
+            acme = await tenancy.organization_by_slug(session, "acme")
+            assert [e.slug for e in await tenancy.list_environments(session, acme)] == ["dev"]
+    finally:
+        await db.dispose()

@@ -17,7 +17,7 @@ from testgate.cli.login import CaBundle
 from testgate.cli.output import error
 from testgate.cli.params import DataDir, Env, Org, Target
 from testgate.config import Settings
-from testgate.errors import Unauthenticated
+from testgate.errors import NotFound, Unauthenticated
 from testgate.ids import is_slug
 from testgate.mcp.config_snippets import LOCATIONS, Client, hosted_url, snippet, stdio_command
 
@@ -67,6 +67,9 @@ def serve(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    except NotFound as exc:  # --org/--env naming nothing on a database that has organizations already
+        error(exc)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 

@@ -8,13 +8,19 @@ fd 1 at stderr while it serves, and logs go to stderr.
 
 from __future__ import annotations
 
+import dataclasses
+
 from mcp.server.stdio import stdio_server
+from sqlalchemy import func, select
 
 from testgate.access.principal import local_owner
 from testgate.config import Settings
 from testgate.mcp.caller import Caller
 from testgate.mcp.server import build_server
+from testgate.platform import tenancy
+from testgate.platform.context import Platform
 from testgate.runtime import bootstrap_default, open_platform
+from testgate.store.tenancy import Environment, Organization
 
 
 def local_settings(settings: Settings, organization: str | None, environment: str | None) -> Settings:
@@ -28,15 +34,32 @@ def local_settings(settings: Settings, organization: str | None, environment: st
 
 async def serve_stdio(settings: Settings, *, organization: str | None = None, environment: str | None = None) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin."""
-    settings = local_settings(settings, organization, environment)
+    chosen = local_settings(settings, organization, environment)
     # Claim stdin/stdout first, so nothing the platform starts (migrations, runners) can write to the wire.
-    async with stdio_server() as (read, write), open_platform(settings) as platform:
-        boot = await bootstrap_default(platform, issue_setup_token=False)
+    if organization or environment:
+        # Checked before the streams are claimed: a refusal inside them would wait for stdin to close.
+        async with open_platform(chosen, executor=False) as platform:
+            await _scope(platform, settings, chosen)
+    async with stdio_server() as (read, write), open_platform(chosen) as platform:
+        org, env = await _scope(platform, settings, chosen)
         caller = Caller(
-            principal=local_owner(boot.organization.id),
-            organization=boot.organization.slug,
-            environment=boot.environment.slug,
-            transport="mcp-stdio",
+            principal=local_owner(org.id), organization=org.slug, environment=env.slug, transport="mcp-stdio"
         )
         server = build_server(lambda: platform, local=caller)
         await server.run(read, write, server.create_initialization_options())
+
+
+async def _scope(platform: Platform, settings: Settings, chosen: Settings) -> tuple[Organization, Environment]:
+    """The organization and environment ``--org``/``--env`` name. On an empty database (a first start) they are
+    created, as the defaults are; afterwards a name that does not exist is refused, as the CLI refuses it: a
+    typo must not open an empty environment the agent would then work in."""
+    async with platform.db.session(write=False) as session:
+        fresh = await session.scalar(select(func.count()).select_from(Organization)) == 0
+    if fresh:
+        boot = await bootstrap_default(platform, issue_setup_token=False)
+        return boot.organization, boot.environment
+    await bootstrap_default(dataclasses.replace(platform, settings=settings), issue_setup_token=False)
+    async with platform.db.session(write=False) as session:
+        org = await tenancy.organization_by_slug(session, chosen.default_organization)
+        env = await tenancy.environment_by_slug(session, org, chosen.default_environment)
+    return org, env
