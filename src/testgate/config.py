@@ -61,21 +61,23 @@ class RunnerSettings(BaseModel):
 
 
 # The brokers testgate's Celery executor is built and tested on (memory://: one process, for tests).
-BROKER_SCHEMES = ("amqp", "amqps", "pyamqp", "redis", "rediss", "sentinel", "memory")
+BROKER_SCHEMES = ("amqp", "amqps", "pyamqp", "redis", "rediss", "redis+socket", "sentinel", "memory")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "sqlite", "sqlite+aiosqlite")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # what Python's logging and Celery accept too
 
 
 def _url_of(value: SecretStr | None, schemes: tuple[str, ...], kind: str) -> SecretStr | None:
     """A secret URL (it may hold a password, so a refusal names only its scheme); empty is unset."""
-    if value is None or not value.get_secret_value().strip():
+    text = value.get_secret_value().strip() if value is not None else ""
+    if not text:
         return None
-    scheme, sep, _ = value.get_secret_value().strip().partition("://")
+    scheme, sep, _ = text.partition("://")
     if not sep or scheme.lower() not in schemes:
         shown = f"the scheme {scheme.lower()!r}" if sep and len(scheme) <= 20 else "no scheme"
         raise ValueError(f"must be {kind} ({', '.join(s + '://' for s in schemes)}); it has {shown}")
-    return value
+    return SecretStr(text)
 
 
 def _is_fernet_key(key: str) -> bool:
@@ -300,9 +302,10 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
-        if value.strip().upper() not in LOG_LEVELS:
+        level = LOG_ALIASES.get(value.strip().upper(), value.strip().upper())
+        if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
-        return value.strip().upper()
+        return level
 
     @field_validator("data_dir", "config_dir")
     @classmethod

@@ -151,3 +151,34 @@ def test_an_empty_broker_url_is_unset_not_celerys_own_default() -> None:
 
     assert CelerySettings(broker_url="").broker_url is None  # type: ignore[arg-type]
     assert CelerySettings(broker_url=" redis://r:6379/0").broker_url is not None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TESTGATE_CELERY__BROKER_URL", "redis+socket:///run/redis/redis.sock"),  # kombu's unix-socket form
+        ("TESTGATE_CELERY__BROKER_URL", "sentinel://s1:26379;sentinel://s2:26379"),
+        ("TESTGATE_REDIS_URL", "unix:///run/redis/redis.sock"),
+        ("TESTGATE_DATABASE_URL", "postgresql+asyncpg://tg@[2001:db8::5]:5432/testgate?ssl=require"),
+        ("TESTGATE_DATABASE_URL", "postgresql:///testgate?host=/run/postgresql"),
+        ("TESTGATE_PUBLIC_URL", "https://[2001:db8::5]:8443/testgate"),
+        ("TESTGATE_LOG_LEVEL", "warn"),  # Python's logging and Celery take it
+    ],
+)
+def test_a_setting_of_a_shape_that_worked_before_still_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, variable: str, value: str
+) -> None:
+    from testgate.config import Settings
+
+    monkeypatch.setenv(variable, value)
+    settings = Settings(data_dir=tmp_path / "data")
+    assert settings.log_level in ("INFO", "WARNING")
+
+
+def test_a_url_setting_is_kept_without_the_spaces_around_it(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from testgate.config import Settings
+
+    monkeypatch.setenv("TESTGATE_CELERY__BROKER_URL", "  redis://r:6379/0 ")
+    broker = Settings(data_dir=tmp_path / "data").celery.broker_url
+    assert broker is not None
+    assert broker.get_secret_value() == "redis://r:6379/0"

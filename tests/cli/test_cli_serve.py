@@ -231,3 +231,50 @@ def test_a_metrics_port_in_use_ends_the_command_with_one_line(tmp_path: Path) ->
     said = f"cannot listen for metrics (TESTGATE_HTTP__METRICS_LISTEN) on 127.0.0.1 port {port}: the port is in use"
     assert said in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_preflight_lets_a_database_behind_head_through_for_the_lifespan_to_migrate(tmp_path: Path) -> None:
+    # It read the signing keys' table through the current model first: an install from before the OAuth
+    # migration could no longer be started (and so upgraded) at all.
+    import asyncio
+
+    from testgate.cli.serve import preflight
+    from testgate.config import Settings
+    from testgate.store.db import create_engine
+    from testgate.store.migrate import upgrade
+
+    settings = Settings(data_dir=tmp_path / "data")
+
+    async def old() -> None:
+        engine = create_engine(settings.effective_database_url)
+        await upgrade(engine, "75956cdf23d8")  # tokens and members, before OAuth
+        await engine.dispose()
+
+    asyncio.run(old())
+    preflight(settings)  # returns: no exit
+
+
+def test_a_host_name_is_listened_on_at_every_address_it_names_on_one_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One socket for the name's first address (IPv4) left clients resolving localhost to ::1 refused.
+    from testgate.cli import serve
+
+    with socket.socket(socket.AF_INET6) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("this machine has no IPv6 loopback")
+    both = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
+    ]
+    monkeypatch.setattr(serve.socket, "getaddrinfo", lambda *args, **kwargs: both)
+    sockets = serve.listen("localhost", 0)
+    try:
+        bound = [(sock.family, sock.getsockname()[0]) for sock in sockets]
+        ports = {sock.getsockname()[1] for sock in sockets}
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    assert bound == [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+    assert len(ports) == 1

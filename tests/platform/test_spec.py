@@ -197,3 +197,21 @@ def test_an_undeclared_config_value_is_named_with_the_field_that_uses_it(step: d
         spec.validate(document)
     (error,) = refused.value.errors
     assert error.message == f"{field} uses {{{{ config.nope }}}}, which spec.config does not declare"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "message"),
+    [
+        ({"type": "number", "default": float("inf")}, "the default: expected a number, got inf"),
+        ({"type": "integer", "default": 2.5}, "the default: expected an integer, got 2.5"),
+        ({"type": "boolean", "default": "maybe"}, "the default: expected a boolean (true or false), got 'maybe'"),
+        ({"enum": ["chrome", "firefox"], "default": "safari"}, "the default: must be one of chrome, firefox"),
+    ],
+)
+def test_a_default_a_run_could_not_take_is_refused_with_the_workflow(
+    parameter: dict[str, object], message: str
+) -> None:
+    # Saved, it made every run that left the parameter out fail on the workflow's own default.
+    with pytest.raises(ValueError, match="the default: ") as refused:
+        spec.ConfigParameter.model_validate(parameter)
+    assert message in str(refused.value)

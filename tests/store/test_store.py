@@ -302,3 +302,23 @@ def test_ids_are_ulids_in_crockford_base32() -> None:
     later = new_id()
     assert len(earlier) == 26
     assert earlier < later  # time-sortable: the milliseconds come first
+
+
+async def test_an_upload_racing_the_creation_of_its_workflow_still_gets_a_number_of_its_own(
+    backend_platform: Platform,
+) -> None:
+    """The upload looked its workflow up before it waited for the name's lock: it saw none, numbered from
+    the executions alone, and the new workflow's first run took the same number."""
+    async with backend_platform.db.session() as creating:
+        env = await _env(creating)
+        await workflows.save(creating, env, FLOW % "w", max_bytes=100_000)  # holds the name until it commits
+        upload = asyncio.create_task(_upload(backend_platform, "w"))
+        await asyncio.sleep(0.3)  # the upload is waiting for the name (or, on SQLite, for the write lock)
+        assert not upload.done()
+    uploaded = await upload
+    async with backend_platform.db.session() as session:
+        row = await session.scalar(select(WorkflowRow).where(WorkflowRow.name == "w"))
+        assert row is not None
+    ran = await _run(backend_platform, row)
+
+    assert (uploaded.number, ran.number) == (1, 2)

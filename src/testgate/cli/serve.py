@@ -21,7 +21,7 @@ import ssl
 import sys
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import structlog
 import typer
@@ -144,18 +144,20 @@ def serve(
     # Bound before anything starts: a port in use or an address this machine lacks ends the command at once,
     # before the lifespan migrates, bootstraps or hands out a setup link (and, with --port 0, the banner and
     # every link name the port the system chose).
-    sock = listen(settings.host, settings.port)
+    sockets = listen(settings.host, settings.port)
     try:
         if (metrics := settings.http.metrics_listen) is not None:
             # Tried and let go again: the lifespan binds it, and a failure there was a traceback.
             metrics_host, _, metrics_port = metrics.rpartition(":")
-            listen(metrics_host.strip("[]"), int(metrics_port), "metrics (TESTGATE_HTTP__METRICS_LISTEN)").close()
+            for taken in listen(metrics_host.strip("[]"), int(metrics_port), "metrics (TESTGATE_HTTP__METRICS_LISTEN)"):
+                taken.close()
         preflight(settings)
     except BaseException:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         raise
     if settings.port == 0:
-        settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+        settings = settings.model_copy(update={"port": sockets[0].getsockname()[1]})
     _configure_logging(settings)
     _banner(settings)
     # Imported here: the web stack is heavy and no other command needs it.
@@ -166,8 +168,10 @@ def serve(
     # log_config=None: uvicorn's loggers go through the structlog setup above (to stderr).
     config = uvicorn.Config(create_app(settings), log_config=None, **uvicorn_options(settings))
     server = uvicorn.Server(config)
-    with sock, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down gracefully, as uvicorn.run
-        server.run(sockets=[sock])
+    with contextlib.ExitStack() as held, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: shut down gracefully
+        for sock in sockets:
+            held.enter_context(sock)
+        server.run(sockets=sockets)
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
@@ -182,15 +186,17 @@ def preflight(settings: Settings) -> None:
 
     from testgate.oauth import keys
     from testgate.store.db import Database, create_engine
-    from testgate.store.migrate import current_revision
+    from testgate.store.migrate import current_revision, head_revision
 
     async def check() -> str | None:
         engine = create_engine(settings.effective_database_url)
         try:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-            if await current_revision(engine) is None:
-                return None  # a new database: the keys made at start will use this server's secret
+            if await current_revision(engine) != head_revision():
+                # A new database (its keys will use this server's secret), or one the lifespan is about to
+                # migrate: the table read here may not have its current shape yet.
+                return None
             async with Database(engine).session(write=False) as session:
                 return await keys.signing_problem(session, settings.oauth)
         finally:
@@ -243,21 +249,37 @@ def _tls_problem(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def listen(host: str, port: int, what: str = "") -> socket.socket:
-    """A TCP socket bound to ``host``:``port`` as uvicorn binds one; a clean error (exit 1) if it cannot be."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def listen(host: str, port: int, what: str = "") -> list[socket.socket]:
+    """TCP sockets bound to every address ``host`` names (``localhost``: 127.0.0.1 and ::1), as uvicorn's own
+    start binds them, on one port (with 0, the one the system chose for the first); a clean error (exit 1)
+    if one cannot be bound."""
     try:
-        sock.bind((host, port))
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        _cannot_listen(host, port, what, exc.strerror or str(exc))
+    addresses = list(dict.fromkeys((family, address[0]) for family, _, _, _, address in found))
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and len(addresses) > 1:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # its IPv4 twin has a socket of its own
+            sock.bind((address, port or (sockets[0].getsockname()[1] if len(sockets) > 1 else 0)))
+            sock.set_inheritable(True)
     except OSError as exc:
-        sock.close()
-        why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
-        purpose = f" for {what}" if what else ""
-        output.err.print(
-            f"[red]error:[/] cannot listen{escape(purpose)} on {escape(host)} port {port}: {escape(why)}",
-            soft_wrap=True,
+        for sock in sockets:
+            sock.close()
+        _cannot_listen(
+            host, port, what, "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
         )
-        raise typer.Exit(1) from None
-    sock.set_inheritable(True)
-    return sock
+    return sockets
+
+
+def _cannot_listen(host: str, port: int, what: str, why: str) -> NoReturn:
+    purpose = f" for {what}" if what else ""
+    output.err.print(
+        f"[red]error:[/] cannot listen{escape(purpose)} on {escape(host)} port {port}: {escape(why)}", soft_wrap=True
+    )
+    raise typer.Exit(1)

@@ -199,12 +199,19 @@ async def _transaction(
     """
     for attempt in range(1, RACE_ATTEMPTS + 1):
         try:
-            return await _attempt(platform, op, call, trace, raw=raw, payload=payload, confirmed=confirmed)
+            result, ctx = await _attempt(platform, op, call, trace, raw=raw, payload=payload, confirmed=confirmed)
+            break
         except IntegrityError as exc:
             if op.read_only or attempt == RACE_ATTEMPTS or not _unique_violation(exc):
                 raise
             log.info("retrying after a concurrent insert of the same key", operation=op.name, attempt=attempt)
-    raise AssertionError("unreachable")
+    else:
+        raise AssertionError("unreachable")
+    # Outside the retries: the change is committed, and what follows it (an execution handed to a runner)
+    # must never run a committed handler again.
+    for hook in ctx.after_commit:
+        await hook()
+    return result
 
 
 def _unique_violation(exc: IntegrityError) -> bool:
@@ -222,8 +229,8 @@ async def _attempt(
     raw: Any,
     payload: BaseModel | None,
     confirmed: Any,
-) -> BaseModel:
-    """Run the handler and write its audit event in one transaction, then the after-commit hooks.
+) -> tuple[BaseModel, OpContext]:
+    """Run the handler and write its audit event in one transaction; the result and the call's context.
 
     A read-only operation runs in a read transaction (on SQLite it does not queue for the write lock)
     and its event is group-committed right after, before the answer goes out. Where the group commit
@@ -249,9 +256,7 @@ async def _attempt(
                 await event
     if not (write or trace.recording):
         await _audit_success(platform, op, call, trace)
-    for hook in ctx.after_commit:
-        await hook()
-    return result
+    return result, ctx
 
 
 def _org(trace: _Trace) -> Organization:

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from testgate.access.principal import Permission
-from testgate.errors import FieldError, InvalidInput
 from testgate.operations.context import OpContext
 from testgate.operations.models import Deleted
 from testgate.operations.registry import Confirmation, operation
@@ -30,28 +29,10 @@ class CaseStep(BaseModel):
     expected: str = Field(default="", max_length=4000)
 
 
-def _blank_is_none(value: str | None) -> str | None:
-    """An empty reference is no reference."""
-    return value.strip() or None if value is not None else None
-
-
 def _named(value: str | None) -> str | None:
     if value is not None and not value.strip():
         raise ValueError("a test case needs a name that is not only spaces")
     return value.strip() if value is not None else None
-
-
-# What a field given as null in an update becomes: cleared (the name cannot be).
-CLEARED: dict[str, object] = {
-    "description": "",
-    "precondition": "",
-    "expected_result": "",
-    "steps": [],
-    "labels": {},
-    "priority": "normal",
-    "automated_test": None,
-    "workflow_name": None,
-}
 
 
 class CaseFields(_In):
@@ -61,12 +42,10 @@ class CaseFields(_In):
     steps: list[CaseStep] | None = Field(default=None, max_length=200)
     labels: Labels | None = Field(default=None, description="key -> value, like a workflow's labels (at most 50)")
     priority: Priority | None = None
-    automated_test: Annotated[str | None, AfterValidator(_blank_is_none)] = Field(
-        default=None, max_length=600, description="the automated test it maps to: 'classname.name'"
+    automated_test: str | None = Field(
+        default=None, max_length=600, description="the automated test it maps to: 'classname.name'; '' for none"
     )
-    workflow_name: Annotated[str | None, AfterValidator(_blank_is_none)] = Field(
-        default=None, max_length=63, description="workflow that runs it"
-    )
+    workflow_name: str | None = Field(default=None, max_length=63, description="workflow that runs it; '' for none")
 
 
 class Case(BaseModel):
@@ -157,7 +136,12 @@ class CreateCaseIn(CaseFields):
 
 
 def _values(args: CaseFields) -> dict[str, object]:
+    """The fields given: null is the same as left out (agents in strict-schema modes send every optional
+    field, as null), and an empty reference is none (that is how one is cleared)."""
     values = args.model_dump(exclude_unset=True, exclude_none=True)
+    for reference in ("automated_test", "workflow_name"):
+        if reference in values and not str(values[reference]).strip():
+            values[reference] = None
     if args.steps is not None:
         values["steps"] = [s.model_dump() for s in args.steps]
     return values
@@ -194,14 +178,11 @@ class UpdateCaseIn(CaseFields):
     idempotent=True,
 )
 async def update_case(ctx: OpContext, args: UpdateCaseIn) -> Case:
-    """Change fields of a test case: fields left out stay as they are, and a field given as null is cleared
-    (the name cannot be: give a new one)."""
-    if "name" in args.model_fields_set and args.name is None:
-        raise InvalidInput("invalid arguments for update_test_case", errors=[FieldError("name", "cannot be cleared")])
+    """Change fields of a test case: fields left out (or null) stay as they are; an empty string, list or
+    map clears one ('' removes the automated test or workflow it maps to)."""
     row = await testcases.get(ctx.db, ctx.env, args.id)
     values = _values(args)
     values.pop("id", None)
-    values |= {name: CLEARED[name] for name in args.model_fields_set & CLEARED.keys() if getattr(args, name) is None}
     await testcases.update(ctx.db, row, ctx.env, values)
     ctx.touch("test_case", row.id, row.name)
     return Case.of(row)

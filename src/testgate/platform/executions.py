@@ -156,6 +156,8 @@ async def create_external(
 ) -> ExecutionRow:
     """An execution that ran elsewhere (results uploaded from an external CI)."""
     tags = validate_tags(tags)
+    # Taken before the workflow is looked up: one being created under this name is seen once it is committed.
+    await _hold_numbering(session, env, name)
     workflow = await session.scalar(
         select(WorkflowRow).where(WorkflowRow.environment_id == env.id, WorkflowRow.name == name)
     )

@@ -63,6 +63,11 @@ class ConfigParameter(_Model):
         # A default would be stored with the workflow; secrets are only ever given at run time.
         if self.sensitive and self.default is not None:
             raise ValueError("a sensitive parameter cannot have a default; pass its value when running")
+        if self.default is not None:
+            try:
+                self.coerce(self.default)  # else every run that leaves it out would fail on it
+            except ValueError as exc:
+                raise ValueError(f"the default: {exc}") from None
         return self
 
     def coerce(self, value: Any) -> str | int | float | bool:

@@ -53,8 +53,6 @@ def steps_text(case: Case) -> str:
 def case_args(fields: Mapping[str, str]) -> dict[str, Any]:
     """The operation's arguments from the form (every field is sent: an empty one clears it)."""
     args: dict[str, Any] = {name: fields.get(name, "").strip() for name in TEXT_FIELDS}
-    for name in ("automated_test", "workflow_name"):
-        args[name] = args[name] or None
     args["name"] = fields.get("name", "").strip()
     args["priority"] = fields.get("priority") or "normal"
     args["labels"] = forms.pairs(fields.get("labels", ""), "labels")
