@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -154,6 +155,12 @@ def test_port_zero_announces_the_port_the_system_chose(tmp_path: Path) -> None:
     assert metadata["issuer"] == f"http://127.0.0.1:{port}"
 
 
+def _testgate(arguments: list[str], **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")} | variables
+    command = [sys.executable, "-m", "testgate", *arguments]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
 def _serve(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")}
     env |= {"TESTGATE_DATA_DIR": str(tmp_path / "data"), **variables}
@@ -194,8 +201,27 @@ async def test_a_replica_without_the_key_encryption_secret_refuses_to_start(tmp_
         await engine.dispose()
         without = _serve(tmp_path, TESTGATE_DATABASE_URL=url)
         other = _serve(tmp_path, TESTGATE_DATABASE_URL=url, TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET="another-secret")
+        # Changing the secret on purpose: a new signing key under it, then the replicas start again.
+        rotated = _testgate(
+            ["db", "rotate-signing-key"],
+            TESTGATE_DATABASE_URL=url,
+            TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET="another-secret",
+        )
+        from testgate.cli.serve import preflight
+        from testgate.config import Settings
+
+        changed = Settings(
+            data_dir=tmp_path / "data",
+            database_url=url,
+            oauth=OAuthSettings(key_encryption_secret="another-secret"),  # type: ignore[arg-type]
+        )
+        await asyncio.to_thread(preflight, changed)  # returns: no exit
     finally:
         await _drop_postgres_database(url)
+
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.startswith("signing key ")
+    assert "(encrypted)" in rotated.stdout
 
     for done, why in (
         (without, "is encrypted, and this server has no secret to decrypt it"),
@@ -204,7 +230,7 @@ async def test_a_replica_without_the_key_encryption_secret_refuses_to_start(tmp_
         said = " ".join(done.stderr.split())
         assert done.returncode == 2, done.stderr
         assert f"TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET: the OAuth signing key in the database {why}" in said
-        assert "every replica needs the same secret" in said
+        assert "every replica needs the same secret (to change it: `testgate db rotate-signing-key`)" in said
         assert "Traceback" not in done.stderr
 
 

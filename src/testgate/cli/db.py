@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from testgate.cli import output
 from testgate.cli.params import DataDir, Target
 from testgate.config import Settings
-from testgate.store.db import create_engine
+from testgate.oauth import keys
+from testgate.store.db import Database, create_engine
 from testgate.store.migrate import current_revision, head_revision, upgrade
 
-app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+app = typer.Typer(help="The database: migrations and the OAuth signing key.", no_args_is_help=True)
 
 
 def _where(settings: Settings) -> str:
@@ -67,3 +68,25 @@ def current(data_dir: DataDir = None) -> None:
     revision = _on_engine(settings, current_revision)
     output.note(f"database {escape(_where(settings))}")
     output.echo(_describe(revision))
+
+
+@app.command("rotate-signing-key")
+def rotate_signing_key(data_dir: DataDir = None) -> None:
+    """Make a new OAuth signing key (encrypted with this environment's TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET)
+    and retire the others from signing; they keep verifying the tokens they signed until those expire.
+
+    This is how the key encryption secret is changed: set the new secret on every replica, run this once,
+    then start them.
+    """
+    settings = Target(data_dir).settings()
+
+    async def work(engine: AsyncEngine) -> str | None:
+        await upgrade(engine)
+        async with Database(engine).session() as session:
+            row = await keys.rotate(session, settings.oauth)
+            return row.kid
+
+    kid = _on_engine(settings, work)
+    encrypted = "encrypted" if settings.oauth.key_encryption_secret is not None else "not encrypted (no secret set)"
+    output.note(f"the previous keys verify the tokens they signed until those expire; {escape(_where(settings))}")
+    output.echo(f"signing key {kid} ({encrypted})")

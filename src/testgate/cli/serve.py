@@ -224,7 +224,8 @@ def preflight(settings: Settings) -> None:
         raise typer.Exit(1) from None
     if problem is not None:
         output.invalid_setting(
-            "TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET", f"{problem}; every replica needs the same secret"
+            "TESTGATE_OAUTH__KEY_ENCRYPTION_SECRET",
+            f"{problem}; every replica needs the same secret (to change it: `testgate db rotate-signing-key`)",
         )
         raise typer.Exit(2)
 
