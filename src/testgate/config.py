@@ -7,8 +7,6 @@ is secret when its type is ``SecretStr`` or its field says ``json_schema_extra={
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import types
 from collections.abc import Mapping
@@ -20,6 +18,15 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from testgate.config_checks import (
+    BROKER_SCHEMES,
+    DATABASE_SCHEMES,
+    LOG_ALIASES,
+    LOG_LEVELS,
+    REDIS_SCHEMES,
+    is_fernet_key,
+    url_of,
+)
 from testgate.http.settings import HttpSettings
 from testgate.ids import is_slug
 from testgate.oauth.settings import OAuthSettings
@@ -60,33 +67,6 @@ class RunnerSettings(BaseModel):
     git_timeout: float = Field(default=120.0, gt=0, description="seconds a git clone of spec.content may take")
 
 
-# The brokers testgate's Celery executor is built and tested on (memory://: one process, for tests).
-BROKER_SCHEMES = ("amqp", "amqps", "pyamqp", "redis", "rediss", "redis+socket", "sentinel", "memory")
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "sqlite", "sqlite+aiosqlite")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LOG_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}  # what Python's logging and Celery accept too
-
-
-def _url_of(value: SecretStr | None, schemes: tuple[str, ...], kind: str) -> SecretStr | None:
-    """A secret URL (it may hold a password, so a refusal names only its scheme); empty is unset."""
-    text = value.get_secret_value().strip() if value is not None else ""
-    if not text:
-        return None
-    scheme, sep, _ = text.partition("://")
-    if not sep or scheme.lower() not in schemes:
-        shown = f"the scheme {scheme.lower()!r}" if sep and len(scheme) <= 20 else "no scheme"
-        raise ValueError(f"must be {kind} ({', '.join(s + '://' for s in schemes)}); it has {shown}")
-    return SecretStr(text)
-
-
-def _is_fernet_key(key: str) -> bool:
-    try:
-        return len(base64.urlsafe_b64decode(key.encode())) == 32
-    except (ValueError, binascii.Error):
-        return False
-
-
 class CelerySettings(BaseModel):
     """The Celery executor: broker, queue names, sealing of sensitive values, and lost workers."""
 
@@ -112,12 +92,12 @@ class CelerySettings(BaseModel):
     @classmethod
     def _broker(cls, value: SecretStr | None) -> SecretStr | None:
         # Empty is unset (Celery would quietly take its own default broker, amqp://guest@localhost).
-        return _url_of(value, BROKER_SCHEMES, "an amqp://… or redis://… URL")
+        return url_of(value, BROKER_SCHEMES, "an amqp://… or redis://… URL")
 
     @field_validator("notify_url")
     @classmethod
     def _notify(cls, value: SecretStr | None) -> SecretStr | None:
-        return _url_of(value, REDIS_SCHEMES, "a redis://… URL")
+        return url_of(value, REDIS_SCHEMES, "a redis://… URL")
 
     @field_validator("secrets_key")
     @classmethod
@@ -125,7 +105,7 @@ class CelerySettings(BaseModel):
         if value is None:
             return None
         keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
-        if not keys or not all(_is_fernet_key(k) for k in keys):
+        if not keys or not all(is_fernet_key(k) for k in keys):
             raise ValueError(
                 "each key must be a Fernet key, 32 url-safe base64-encoded bytes: "
                 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
@@ -272,7 +252,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database(cls, value: str | None) -> str | None:
-        checked = _url_of(
+        checked = url_of(
             SecretStr(value) if value is not None else None, DATABASE_SCHEMES, "a PostgreSQL or SQLite URL"
         )
         return checked.get_secret_value().strip() if checked is not None else None
@@ -280,7 +260,7 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, value: SecretStr | None) -> SecretStr | None:
-        return _url_of(value, REDIS_SCHEMES, "a redis://… URL")
+        return url_of(value, REDIS_SCHEMES, "a redis://… URL")
 
     @field_validator("public_url")
     @classmethod

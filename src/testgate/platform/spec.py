@@ -7,26 +7,22 @@ YAML is loaded with the safe loader, after a size check, and aliases are refused
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from testgate.errors import FieldError, InvalidInput, validation_message
 from testgate.ids import is_slug
 from testgate.platform import labels, nul
+from testgate.platform.parameters import ConfigParameter
+from testgate.platform.parameters import SpecModel as _Model
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?$")
 _TEMPLATE = re.compile(r"\{\{\s*config\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_STEPS = 100
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
 def parse_duration(value: float | int | str) -> float:
@@ -47,74 +43,6 @@ def parse_duration(value: float | int | str) -> float:
 
 
 Duration = Annotated[float, Field(json_schema_extra={"examples": ["30s", "5m", "1h30m", 120]})]
-
-
-class ConfigParameter(_Model):
-    """A parameter a run may set: ``--config name=value``."""
-
-    type: Literal["string", "integer", "number", "boolean"] = "string"
-    default: str | int | float | bool | None = None
-    description: str = ""
-    sensitive: bool = False
-    enum: list[str] | None = None
-
-    @model_validator(mode="after")
-    def _no_secret_default(self) -> ConfigParameter:
-        # A default would be stored with the workflow; secrets are only ever given at run time.
-        if self.sensitive and self.default is not None:
-            raise ValueError("a sensitive parameter cannot have a default; pass its value when running")
-        if self.default is not None:
-            try:
-                self.coerce(self.default)  # else every run that leaves it out would fail on it
-            except ValueError as exc:
-                raise ValueError(f"the default: {exc}") from None
-        return self
-
-    def coerce(self, value: Any) -> str | int | float | bool:
-        """Check and convert one value given for this parameter."""
-        try:
-            result: str | int | float | bool
-            if isinstance(value, bool) and self.type in ("integer", "number"):
-                raise ValueError("a boolean is not a number")
-            if self.type == "integer":
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError("a fraction is not an integer")
-                result = int(value)
-            elif self.type == "number":
-                result = float(value)
-                if not math.isfinite(result):
-                    raise ValueError("not a finite number")
-            elif self.type == "boolean":
-                result = _as_bool(value)
-            elif isinstance(value, str | int | float) and not isinstance(value, bool):
-                result = str(value)
-            else:
-                raise ValueError("not a string")
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"expected {_KINDS[self.type]}, got {_shown(value)}") from None
-        if self.enum is not None and str(result) not in self.enum:
-            raise ValueError(f"must be one of {', '.join(self.enum)}")
-        return result
-
-
-_KINDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean (true or false)"}
-
-
-def _shown(value: Any) -> str:
-    """A value as an error message quotes it: its JSON-ish repr, cut to 60 characters."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ValueError("not a boolean")
 
 
 class ContentFile(_Model):
