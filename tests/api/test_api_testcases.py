@@ -71,6 +71,9 @@ async def test_a_patch_clears_with_empty_values_and_leaves_null_alone(
     untouched = await client.patch(url, json={"automated_test": None, "labels": None, "name": None}, headers=admin)
     cleared = await client.patch(url, json={"automated_test": "", "labels": {}, "workflow_name": "  "}, headers=admin)
     spaces = await client.post(f"{API}/test-cases", json={"name": "   "}, headers=admin)
+    padded = await client.patch(
+        url, json={"automated_test": "  shop.refund  ", "workflow_name": " nightly "}, headers=admin
+    )
 
     assert untouched.status_code == 200, untouched.text
     kept = untouched.json()
@@ -80,3 +83,4 @@ async def test_a_patch_clears_with_empty_values_and_leaves_null_alone(
     assert (gone["automated_test"], gone["workflow_name"], gone["labels"]) == (None, None, {})
     assert spaces.status_code == 422
     assert "not only spaces" in spaces.text
+    assert (padded.json()["automated_test"], padded.json()["workflow_name"]) == ("shop.refund", "nightly")

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import structlog
+import typer
 
 from testgate.cli.serve import announce_setup_link, endpoints, server_settings
 
@@ -304,3 +306,37 @@ def test_a_host_name_is_listened_on_at_every_address_it_names_on_one_port(monkey
 
     assert bound == [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
     assert len(ports) == 1
+
+
+def test_an_address_the_machine_lacks_is_passed_over_when_another_binds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A name listing ::1 where IPv6 is off (or any address not on this machine) stopped the start.
+    from testgate.cli import serve
+
+    addresses = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2001:db8::7", 0, 0, 0)),  # documentation prefix: not here
+    ]
+    monkeypatch.setattr(serve.socket, "getaddrinfo", lambda *args, **kwargs: addresses)
+    sockets = serve.listen("tg.internal", 0)
+    bound = [sock.getsockname()[0] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    assert bound == ["127.0.0.1"]
+
+    monkeypatch.setattr(serve.socket, "getaddrinfo", lambda *args, **kwargs: addresses[1:])
+    with pytest.raises(typer.Exit):
+        serve.listen("tg.internal", 0)
+
+
+def test_the_preflight_makes_the_data_directory_owner_only(tmp_path: Path) -> None:
+    # It made data_dir/artifacts with parents=True: the data directory came out 0755 under umask 022.
+    from testgate.cli.serve import preflight
+    from testgate.config import Settings
+
+    old = os.umask(0o022)
+    try:
+        preflight(Settings(data_dir=tmp_path / "data"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "data" / "artifacts").stat().st_mode) == 0o700

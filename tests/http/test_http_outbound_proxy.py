@@ -182,3 +182,15 @@ def test_a_ca_bundle_that_cannot_be_read_names_the_file(tmp_path: Path) -> None:
     for bundle, why in ((tmp_path / "missing.pem", "No such file or directory"), (tmp_path, "")):
         with pytest.raises(SettingError, match=f"cannot use {bundle}: {why}"):
             Outbound(ca_bundle=bundle).ssl_context()
+
+
+def test_an_all_proxy_that_is_never_used_is_not_checked() -> None:
+    # Desktop sessions set all_proxy=socks://…; with HTTP(S)_PROXY set it is never used, and it stopped serve.
+    from testgate.config import SettingError
+    from testgate.http.outbound import Outbound
+
+    environ = {"http_proxy": "http://p:3128", "https_proxy": "http://p:3128", "all_proxy": "socks://p:1080/"}
+    assert Outbound.from_environ(environ).proxies == {"http": "http://p:3128", "https": "http://p:3128"}
+    with pytest.raises(SettingError) as refused:
+        Outbound.from_environ({"all_proxy": "socks://p:1080/"})  # now it would be used: named as ALL_PROXY
+    assert refused.value.variable == "ALL_PROXY"

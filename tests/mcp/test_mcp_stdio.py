@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from testgate.store.audit import AuditEventRow
 from testgate.store.db import Database, create_engine
+from testgate.store.tenancy import Organization
 
 
 @asynccontextmanager
@@ -110,5 +111,7 @@ async def test_an_environment_that_does_not_exist_is_refused_once_the_database_h
         async with db.session() as session:
             acme = await tenancy.organization_by_slug(session, "acme")
             assert [e.slug for e in await tenancy.list_environments(session, acme)] == ["dev"]
+            # The first start made what --org named, and not the default organization besides.
+            assert list(await session.scalars(select(Organization.slug))) == ["acme"]
     finally:
         await db.dispose()

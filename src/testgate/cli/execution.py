@@ -110,7 +110,9 @@ def logs(
     grep: Annotated[
         str | None, typer.Option("--grep", "-g", help="Only lines matching this regex (RE2 syntax).")
     ] = None,
-    step: Annotated[int | None, typer.Option("--step", min=0, help="Only step N's lines (0 is the first).")] = None,
+    step: Annotated[
+        int | None, typer.Option("--step", min=-1, help="Only step N's lines (0 is the first; -1 the runner's own).")
+    ] = None,
     follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until it ends.")] = False,
     data_dir: DataDir = None,
     org: Org = None,

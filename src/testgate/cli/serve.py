@@ -208,7 +208,9 @@ def preflight(settings: Settings) -> None:
     if settings.artifacts.store == "filesystem":
         folder = settings.artifacts_dir
         try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for level in (*reversed(folder.parents), folder):  # each one created owner-only, the data dir too
+                if not level.exists():
+                    level.mkdir(mode=0o700)
             writable = os.access(folder, os.W_OK | os.X_OK)
         except OSError as exc:
             writable, folder = False, Path(f"{folder} ({exc.strerror})")
@@ -240,7 +242,10 @@ def _tls_problem(settings: Settings) -> tuple[str, str] | None:
             return variable, f"{path} is not a file"
     password = http.tls_key_password.get_secret_value() if http.tls_key_password is not None else None
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(http.tls_cert, http.tls_key, password)
+        # A callable password: OpenSSL asks the terminal for one when it is None and the key is encrypted.
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            http.tls_cert, http.tls_key, lambda: password or ""
+        )
     except (ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc.strerror or "unreadable"
         return "TESTGATE_HTTP__TLS_CERT", (
@@ -251,30 +256,40 @@ def _tls_problem(settings: Settings) -> tuple[str, str] | None:
 
 
 def listen(host: str, port: int, what: str = "") -> list[socket.socket]:
-    """TCP sockets bound to every address ``host`` names (``localhost``: 127.0.0.1 and ::1), as uvicorn's own
-    start binds them, on one port (with 0, the one the system chose for the first); a clean error (exit 1)
-    if one cannot be bound."""
+    """TCP sockets bound to every address ``host`` names (``localhost``: 127.0.0.1 and ::1; empty: every
+    interface), as uvicorn's own start binds them, on one port (with 0, the one the system chose for the
+    first). An address this machine does not have is passed over (a name listing ::1 where IPv6 is off);
+    a clean error (exit 1) if nothing could be bound, or a port is in use."""
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         _cannot_listen(host, port, what, exc.strerror or str(exc))
     addresses = list(dict.fromkeys((family, address[0]) for family, _, _, _, address in found))
     sockets: list[socket.socket] = []
+    unavailable: OSError | None = None
     try:
         for family, address in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6 and len(addresses) > 1:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # its IPv4 twin has a socket of its own
-            sock.bind((address, port or (sockets[0].getsockname()[1] if len(sockets) > 1 else 0)))
+            try:
+                sock.bind((address, port or (sockets[0].getsockname()[1] if sockets else 0)))
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRNOTAVAIL:
+                    raise
+                unavailable = exc
+                continue
             sock.set_inheritable(True)
+            sockets.append(sock)
+        if not sockets:
+            raise unavailable or OSError(errno.EADDRNOTAVAIL, "no address to listen on")
     except OSError as exc:
         for sock in sockets:
             sock.close()
-        _cannot_listen(
-            host, port, what, "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
-        )
+        why = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        _cannot_listen(host, port, what, why)
     return sockets
 
 

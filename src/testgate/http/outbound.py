@@ -49,13 +49,13 @@ class Outbound:
 
         fallback = get("all_proxy")
         proxies = {scheme: get(f"{scheme}_proxy") or fallback for scheme in ("http", "https")}
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-            value = get(name)
+        # Only what will be used: ALL_PROXY is a fallback, often socks:// in desktop sessions, unused here.
+        for scheme, value in proxies.items():
             parts = urlsplit(value)
             if value and (parts.scheme not in PROXY_SCHEMES or not parts.hostname):
-                raise SettingError(
-                    name, f"must be a proxy URL ({', '.join(s + '://' for s in PROXY_SCHEMES)}host:port)"
-                )
+                name = f"{scheme.upper()}_PROXY" if get(f"{scheme}_proxy") else "ALL_PROXY"
+                schemes = ", ".join(f"{known}://" for known in PROXY_SCHEMES)
+                raise SettingError(name, f"must be a proxy URL: {schemes}host:port")
         return cls({k: v for k, v in proxies.items() if v}, get("no_proxy"), ca_bundle)
 
     def proxy_for(self, url: str) -> str | None:

@@ -8,8 +8,6 @@ fd 1 at stderr while it serves, and logs go to stderr.
 
 from __future__ import annotations
 
-import dataclasses
-
 from mcp.server.stdio import stdio_server
 from sqlalchemy import func, select
 
@@ -35,13 +33,14 @@ def local_settings(settings: Settings, organization: str | None, environment: st
 async def serve_stdio(settings: Settings, *, organization: str | None = None, environment: str | None = None) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin."""
     chosen = local_settings(settings, organization, environment)
-    # Claim stdin/stdout first, so nothing the platform starts (migrations, runners) can write to the wire.
-    if organization or environment:
+    named = bool(organization or environment)
+    if named:
         # Checked before the streams are claimed: a refusal inside them would wait for stdin to close.
         async with open_platform(chosen, executor=False) as platform:
-            await _scope(platform, settings, chosen)
+            await _scope(platform, named=True)
+    # Claim stdin/stdout first, so nothing the platform starts (migrations, runners) can write to the wire.
     async with stdio_server() as (read, write), open_platform(chosen) as platform:
-        org, env = await _scope(platform, settings, chosen)
+        org, env = await _scope(platform, named=named)
         caller = Caller(
             principal=local_owner(org.id), organization=org.slug, environment=env.slug, transport="mcp-stdio"
         )
@@ -49,17 +48,18 @@ async def serve_stdio(settings: Settings, *, organization: str | None = None, en
         await server.run(read, write, server.create_initialization_options())
 
 
-async def _scope(platform: Platform, settings: Settings, chosen: Settings) -> tuple[Organization, Environment]:
-    """The organization and environment ``--org``/``--env`` name. On an empty database (a first start) they are
-    created, as the defaults are; afterwards a name that does not exist is refused, as the CLI refuses it: a
-    typo must not open an empty environment the agent would then work in."""
-    async with platform.db.session(write=False) as session:
-        fresh = await session.scalar(select(func.count()).select_from(Organization)) == 0
-    if fresh:
-        boot = await bootstrap_default(platform, issue_setup_token=False)
-        return boot.organization, boot.environment
-    await bootstrap_default(dataclasses.replace(platform, settings=settings), issue_setup_token=False)
-    async with platform.db.session(write=False) as session:
-        org = await tenancy.organization_by_slug(session, chosen.default_organization)
-        env = await tenancy.environment_by_slug(session, org, chosen.default_environment)
-    return org, env
+async def _scope(platform: Platform, *, named: bool) -> tuple[Organization, Environment]:
+    """The organization and environment to act in (the platform's defaults, ``--org``/``--env`` applied).
+
+    What the defaults name is created when missing, as on every start. What ``--org``/``--env`` name is
+    created only on an empty database (a first start); afterwards a name that does not exist is refused,
+    as the CLI refuses it: a typo must not open an empty environment the agent would then work in.
+    """
+    settings = platform.settings
+    if named:
+        async with platform.db.session(write=False) as session:
+            if await session.scalar(select(func.count()).select_from(Organization)):
+                org = await tenancy.organization_by_slug(session, settings.default_organization)
+                return org, await tenancy.environment_by_slug(session, org, settings.default_environment)
+    boot = await bootstrap_default(platform, issue_setup_token=False)
+    return boot.organization, boot.environment

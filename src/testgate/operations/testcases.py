@@ -140,8 +140,8 @@ def _values(args: CaseFields) -> dict[str, object]:
     field, as null), and an empty reference is none (that is how one is cleared)."""
     values = args.model_dump(exclude_unset=True, exclude_none=True)
     for reference in ("automated_test", "workflow_name"):
-        if reference in values and not str(values[reference]).strip():
-            values[reference] = None
+        if reference in values:
+            values[reference] = str(values[reference]).strip() or None
     if args.steps is not None:
         values["steps"] = [s.model_dump() for s in args.steps]
     return values

@@ -1,7 +1,8 @@
 """A workflow's run parameters (``spec.config``): their kinds, defaults and the coercion of given values.
 
 A value given for a run (``--config name=value``, a tool's ``config``) is checked and converted here;
-a default is checked the same way when the workflow is saved, so no run fails on the workflow's own default.
+a default is checked the same way when a definition is saved (``spec.parse``), so no run fails on the
+workflow's own default.
 """
 
 from __future__ import annotations
@@ -33,12 +34,18 @@ class ConfigParameter(SpecModel):
         # A default would be stored with the workflow; secrets are only ever given at run time.
         if self.sensitive and self.default is not None:
             raise ValueError("a sensitive parameter cannot have a default; pass its value when running")
-        if self.default is not None:
-            try:
-                self.coerce(self.default)  # else every run that leaves it out would fail on it
-            except ValueError as exc:
-                raise ValueError(f"the default: {exc}") from None
         return self
+
+    def default_problem(self) -> str | None:
+        """Why a run could not take the default, if it could not. Checked when a definition is saved, not
+        when a stored one is read: a workflow saved before this check must still load and run."""
+        if self.default is None:
+            return None
+        try:
+            self.coerce(self.default)
+        except ValueError as exc:
+            return f"the default: {exc}"
+        return None
 
     def coerce(self, value: Any) -> str | int | float | bool:
         """Check and convert one value given for this parameter."""

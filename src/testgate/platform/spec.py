@@ -313,8 +313,16 @@ def validate(document: Any) -> Workflow:
 
 
 def parse(text: str, *, max_bytes: int) -> Workflow:
-    """Parse and validate a YAML workflow definition."""
-    return validate(load_yaml(text, max_bytes=max_bytes))
+    """Parse and validate a YAML workflow definition (a new or changed one: its defaults are checked too)."""
+    workflow = validate(load_yaml(text, max_bytes=max_bytes))
+    bad = [
+        FieldError(f"spec.config.{name}.default", problem)
+        for name, parameter in workflow.spec.config.items()
+        if (problem := parameter.default_problem()) is not None
+    ]
+    if bad:
+        raise InvalidInput("the workflow definition is invalid", errors=bad)
+    return workflow
 
 
 def to_document(workflow: Workflow) -> dict[str, Any]:
