@@ -177,9 +177,10 @@ def serve(
 
 
 def preflight(settings: Settings) -> None:
-    """Stop at once, with one line, on what would keep a started server from serving: a database it cannot
-    reach, and OAuth signing keys it cannot use (a replica without the others' key encryption secret would
-    report ready and fail every sign-in)."""
+    """Stop at once, with one line, on what would keep a started server from serving: a certificate and key
+    that do not load, an artifact directory it cannot write, a database it cannot reach, and an OAuth
+    signing key it cannot use (a replica without the others' key encryption secret would report ready and
+    fail every sign-in)."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
