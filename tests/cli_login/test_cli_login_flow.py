@@ -134,7 +134,7 @@ def test_the_credentials_file_is_tightened_to_0600_when_rewritten(tmp_path: Path
 async def test_the_browser_page_does_not_claim_a_login_before_the_code_is_redeemed() -> None:
     # Redeeming the code comes after this page, and can fail (a replica without the signing key's secret
     # failed every one): the page said "You are logged in" while the terminal said the login failed.
-    from testgate.cli.login import Loopback
+    from testgate.cli.loopback import Loopback
 
     loopback = Loopback("the-state")
     try:
