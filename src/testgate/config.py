@@ -24,7 +24,9 @@ from testgate.config_checks import (
     LOG_ALIASES,
     LOG_LEVELS,
     REDIS_SCHEMES,
+    SettingError,
     is_fernet_key,
+    secret_file,
     url_of,
 )
 from testgate.http.settings import HttpSettings
@@ -362,31 +364,8 @@ class SecretFiles(PydanticBaseSettingsSource):
             elif _is_secret(info) and variable + "_FILE" in self.environ:
                 if variable in self.environ:
                     raise SettingError(variable, f"set {variable} or {variable}_FILE, not both")
-                found[name] = _secret_file(variable + "_FILE", self.environ[variable + "_FILE"])
+                found[name] = secret_file(variable + "_FILE", self.environ[variable + "_FILE"])
         return found
-
-
-class SettingError(ValueError):
-    """A setting that cannot be read at all (its secret file), named by its environment variable."""
-
-    def __init__(self, variable: str, reason: str) -> None:
-        super().__init__(f"{variable}: {reason}")
-        self.variable = variable
-        self.reason = reason
-
-
-def _secret_file(variable: str, path: str) -> str:
-    """A secret file's text without its final newline; a missing, unreadable or empty file is an error (an empty
-    one is a secret that was not mounted: taking it as unset would start on the embedded database, say)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise SettingError(variable, f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SettingError(variable, f"{path} is not UTF-8 text") from None
-    if not text.strip():
-        raise SettingError(variable, f"{path} is empty")
-    return text
 
 
 def _is_secret(info: FieldInfo) -> bool:

@@ -165,7 +165,7 @@ async def test_the_oauth_client_metadata_fetcher_reads_the_proxy_from_the_enviro
 @pytest.mark.parametrize("value", ["garbage://x", "ftp://proxy:21", "http://"])
 def test_a_proxy_variable_that_is_no_proxy_url_is_an_invalid_setting(value: str) -> None:
     # httpx raised "Unknown scheme for proxy URL" from inside the first request: a traceback, exit 1.
-    from testgate.config import SettingError
+    from testgate.config_checks import SettingError
     from testgate.http.outbound import Outbound
 
     with pytest.raises(SettingError, match="must be a proxy URL") as refused:
@@ -176,7 +176,7 @@ def test_a_proxy_variable_that_is_no_proxy_url_is_an_invalid_setting(value: str)
 
 
 def test_a_ca_bundle_that_cannot_be_read_names_the_file(tmp_path: Path) -> None:
-    from testgate.config import SettingError
+    from testgate.config_checks import SettingError
     from testgate.http.outbound import Outbound
 
     for bundle, why in ((tmp_path / "missing.pem", "No such file or directory"), (tmp_path, "")):
@@ -186,7 +186,7 @@ def test_a_ca_bundle_that_cannot_be_read_names_the_file(tmp_path: Path) -> None:
 
 def test_an_all_proxy_that_is_never_used_is_not_checked() -> None:
     # Desktop sessions set all_proxy=socks://…; with HTTP(S)_PROXY set it is never used, and it stopped serve.
-    from testgate.config import SettingError
+    from testgate.config_checks import SettingError
     from testgate.http.outbound import Outbound
 
     environ = {"http_proxy": "http://p:3128", "https_proxy": "http://p:3128", "all_proxy": "socks://p:1080/"}

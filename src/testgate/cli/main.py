@@ -18,7 +18,8 @@ from pydantic_settings import SettingsError
 
 from testgate import __version__, logconfig
 from testgate.cli import config, db, execution, login, member, output, results, serve, token, worker, workflow
-from testgate.config import SettingError, Settings
+from testgate.config import Settings
+from testgate.config_checks import SettingError
 
 app = typer.Typer(
     name="testgate",

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from testgate.config import SettingError
+from testgate.config_checks import SettingError
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")  # what httpx can go through
 
