@@ -257,7 +257,7 @@ class Settings(BaseSettings):
         checked = url_of(
             SecretStr(value) if value is not None else None, DATABASE_SCHEMES, "a PostgreSQL or SQLite URL"
         )
-        return checked.get_secret_value().strip() if checked is not None else None
+        return checked.get_secret_value() if checked is not None else None  # stripped by url_of
 
     @field_validator("redis_url")
     @classmethod

@@ -12,6 +12,9 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -65,38 +68,57 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_the_first_start_prints_the_endpoints_and_a_one_time_owner_link(tmp_path: Path) -> None:
-    # The process boundary is the subject: what a person sees when they start the server, and what it logs.
-    port = _free_port()
-    planted = "planted-query-secret-" + "q" * 20
+@dataclass
+class Started:
+    """A ``testgate serve`` process up to "Application startup complete": what it printed until then (``seen``,
+    its last line ``started_line``), and once stopped with Ctrl-C, the rest and its exit code."""
+
+    seen: str = ""
+    started_line: str = ""
+    rest: str = ""
+    returncode: int | None = None
+
+
+@contextmanager
+def _started(tmp_path: Path, *options: str) -> Iterator[Started]:
     env = {**os.environ, "TESTGATE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "testgate", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "testgate", "serve", *options]
+    started = Started()
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         guard = threading.Timer(30, proc.kill)  # bounds the test if startup never completes
         guard.start()
         try:
             assert proc.stderr is not None
-            seen = ""
             for line in proc.stderr:
-                seen += line
+                started.seen += line
                 if "Application startup complete" in line:
+                    started.started_line = line
                     break
-            started_line = line
-            base = f"http://127.0.0.1:{port}"
-            answers = [
-                httpx.get(f"{base}/setup?token={planted}"),  # a (wrong) one-time setup token
-                httpx.get(f"{base}/api/v1/docs?code={planted}"),  # a query as an OAuth code comes
-                httpx.get(f"{base}/"),  # the server's address, as a person opens it
-            ]
+            yield started
         finally:
             proc.send_signal(signal.SIGINT)
-            _, rest = proc.communicate(timeout=30)
+            _, started.rest = proc.communicate(timeout=30)
+            started.returncode = proc.returncode
             guard.cancel()
+
+
+def test_the_first_start_prints_the_endpoints_and_a_one_time_owner_link(tmp_path: Path) -> None:
+    # The process boundary is the subject: what a person sees when they start the server, and what it logs.
+    port = _free_port()
+    planted = "planted-query-secret-" + "q" * 20
+    with _started(tmp_path, "--port", str(port)) as server:
+        base = f"http://127.0.0.1:{port}"
+        answers = [
+            httpx.get(f"{base}/setup?token={planted}"),  # a (wrong) one-time setup token
+            httpx.get(f"{base}/api/v1/docs?code={planted}"),  # a query as an OAuth code comes
+            httpx.get(f"{base}/"),  # the server's address, as a person opens it
+        ]
+    seen, started_line, rest = server.seen, server.started_line, server.rest
 
     assert f"http://127.0.0.1:{port}/organizations/default/environments/dev/mcp" in seen
     assert f"http://127.0.0.1:{port}/setup?token=" in seen
     assert "first owner" in seen
-    assert proc.returncode == 0
+    assert server.returncode == 0
     # OWASP ASVS 4.0.3 V7.1.1 (no credentials in logs): uvicorn's own lines go through testgate's log pipeline
     # (JSON, secrets redacted), not a handler of uvicorn's default logging config, which prints them as they are.
     assert started_line.startswith("{"), f"uvicorn's line bypassed testgate's log pipeline: {started_line!r}"
@@ -134,24 +156,9 @@ def test_a_port_in_use_ends_the_command_at_once_before_anything_is_set_up(tmp_pa
 
 
 def test_port_zero_announces_the_port_the_system_chose(tmp_path: Path) -> None:
-    env = {**os.environ, "TESTGATE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "testgate", "serve", "--port", "0"]
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        guard = threading.Timer(30, proc.kill)
-        guard.start()
-        try:
-            assert proc.stderr is not None
-            seen = ""
-            for line in proc.stderr:
-                seen += line
-                if "Application startup complete" in line:
-                    break
-            [port] = {int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)/", seen)}
-            metadata = httpx.get(f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server").json()
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=30)
-            guard.cancel()
+    with _started(tmp_path, "--port", "0") as server:
+        [port] = {int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)/", server.seen)}
+        metadata = httpx.get(f"http://127.0.0.1:{port}/.well-known/oauth-authorization-server").json()
 
     assert port != 0
     assert metadata["issuer"] == f"http://127.0.0.1:{port}"

@@ -93,7 +93,7 @@ async def create(
     document = specs.validate(workflow.spec)
     stored, secrets = resolve_config(document.spec, config)
     tags = validate_tags(tags)
-    number = await next_number(session, env, workflow.name, workflow)
+    number = await next_number(session, env, workflow)
     row = ExecutionRow(
         environment_id=env.id,
         workflow_id=workflow.id,
@@ -114,16 +114,25 @@ async def create(
     return Created(row, secrets)
 
 
-async def next_number(session: AsyncSession, env: Environment, name: str, workflow: WorkflowRow | None) -> int:
-    """The number of the next execution under ``name``: one more than any before it, the executions of a
-    deleted workflow of that name included, so ``name#number`` names one execution.
+async def next_number(session: AsyncSession, env: Environment, workflow: WorkflowRow) -> int:
+    """The number of ``workflow``'s next run: one more than any execution under its name before it, those
+    of a deleted workflow of that name included, so ``name#number`` names one execution.
 
     A workflow counts its executions (``execution_count``, set from those before it when it is created:
     ``numbered_so_far``), so a run reads no other row.
     """
-    if workflow is None:
-        return await numbered_so_far(session, env, name) + 1
+    await _hold_numbering(session, env, workflow.name)
+    return await _count_on(session, workflow)
+
+
+async def numbered_so_far(session: AsyncSession, env: Environment, name: str) -> int:
+    """The highest number of an execution under ``name`` (0 without one); no other execution is numbered
+    under ``name`` until the transaction ends."""
     await _hold_numbering(session, env, name)
+    return await _last_number(session, env, name)
+
+
+async def _count_on(session: AsyncSession, workflow: WorkflowRow) -> int:
     number = await session.scalar(
         update(WorkflowRow)
         .where(WorkflowRow.id == workflow.id)
@@ -134,10 +143,7 @@ async def next_number(session: AsyncSession, env: Environment, name: str, workfl
     return int(number or 1)
 
 
-async def numbered_so_far(session: AsyncSession, env: Environment, name: str) -> int:
-    """The highest number of an execution under ``name`` (0 without one); no other execution is numbered
-    under ``name`` until the transaction ends."""
-    await _hold_numbering(session, env, name)
+async def _last_number(session: AsyncSession, env: Environment, name: str) -> int:
     last = await session.scalar(
         select(func.max(ExecutionRow.number)).where(
             ExecutionRow.environment_id == env.id, ExecutionRow.workflow_name == name
@@ -161,7 +167,7 @@ async def create_external(
     workflow = await session.scalar(
         select(WorkflowRow).where(WorkflowRow.environment_id == env.id, WorkflowRow.name == name)
     )
-    number = await next_number(session, env, name, workflow)
+    number = await _count_on(session, workflow) if workflow else await _last_number(session, env, name) + 1
     now = utcnow()
     row = ExecutionRow(
         environment_id=env.id,
