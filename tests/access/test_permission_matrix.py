@@ -75,6 +75,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "member.set_role": {"user": "member-read@acme.test", "role": "member"},
     "member.grant": {"user": "member-read@acme.test", "environments": {"dev": "read"}},
     "member.remove": {"user": "nobody@acme.test"},
+    "environment.list": {},
+    "environment.get": {"slug": "dev"},
+    "environment.create": {"slug": "fresh"},
+    "environment.rename": {"slug": "dev", "name": "Development"},
 }
 # Every caller in the matrix is an API token, and tokens never mint tokens (only people do), so a
 # leaked token cannot outlive its own revocation.

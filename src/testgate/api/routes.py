@@ -39,7 +39,19 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from testgate.api import access, artifacts, audit, bindings, invite, openapi, problems, setup, uploads, workflows
+from testgate.api import (
+    access,
+    artifacts,
+    audit,
+    bindings,
+    environments,
+    invite,
+    openapi,
+    problems,
+    setup,
+    uploads,
+    workflows,
+)
 from testgate.api.routing import env_router
 
 
@@ -55,6 +67,7 @@ def install(app: FastAPI) -> None:
         bindings.add(generated, binding)
     app.include_router(generated)
     app.include_router(access.router)
+    app.include_router(environments.router)
     app.include_router(audit.router)
     app.include_router(setup.router)
     app.include_router(invite.router)

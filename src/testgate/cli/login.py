@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import httpx
 import typer
@@ -35,6 +35,7 @@ from testgate.config import Settings
 from testgate.errors import Unauthenticated
 from testgate.http.outbound import Outbound
 from testgate.oauth.pkce import s256
+from testgate.platform import links
 
 SCOPE = "testgate:read testgate:run testgate:write"
 CLIENT_NAME = "testgate CLI"
@@ -65,7 +66,7 @@ def endpoint_url(url: str, org: str | None, env: str | None) -> str | None:
     if _MCP_PATH.match(urlsplit(url).path):
         return url
     if org and env:
-        return f"{url.rstrip('/')}/organizations/{quote(org, safe='')}/environments/{quote(env, safe='')}/mcp"
+        return links.mcp_url(url, org, env)
     return None
 
 

@@ -17,7 +17,20 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from testgate import __version__, logconfig
-from testgate.cli import config, db, execution, login, member, output, results, serve, token, worker, workflow
+from testgate.cli import (
+    config,
+    db,
+    environment,
+    execution,
+    login,
+    member,
+    output,
+    results,
+    serve,
+    token,
+    worker,
+    workflow,
+)
 from testgate.config import Settings
 from testgate.config_checks import SettingError
 
@@ -55,6 +68,7 @@ app.add_typer(execution.app, name="execution")
 app.add_typer(results.app, name="results")
 app.add_typer(token.app, name="token")
 app.add_typer(member.app, name="member")
+app.add_typer(environment.app, name="environment")
 app.add_typer(db.app, name="db")
 app.add_typer(config.app, name="config")
 

@@ -33,6 +33,7 @@ from testgate import __version__, logconfig
 from testgate.cli import output
 from testgate.cli.params import DataDir
 from testgate.config import Settings
+from testgate.platform import links
 
 STARTUP_FAILURE = 3  # as uvicorn.run exits when the application did not start (its lifespan failed)
 
@@ -77,9 +78,9 @@ def endpoints(settings: Settings) -> list[tuple[str, str]]:
     base = settings.base_url
     org, env = settings.default_organization, settings.default_environment
     return [
-        ("REST API", f"{base}/api/v1/organizations/{org}/environments/{env}/workflows"),
+        ("REST API", f"{links.api_url(base, org, env)}/workflows"),
         ("API docs", f"{base}/api/v1/docs"),
-        ("MCP", f"{base}/organizations/{org}/environments/{env}/mcp"),
+        ("MCP", links.mcp_url(base, org, env)),
         ("console", f"{base}/ui"),
     ]
 

@@ -11,6 +11,8 @@ import shlex
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from testgate.platform import links
+
 Client = Literal["claude-code", "vscode", "cursor", "claude-desktop"]
 CLIENTS: tuple[Client, ...] = ("claude-code", "vscode", "cursor", "claude-desktop")
 TOKEN_ENV = "TESTGATE_TOKEN"
@@ -25,7 +27,7 @@ LOCATIONS: dict[Client, str] = {
 
 def hosted_url(base_url: str, organization: str, environment: str) -> str:
     """An environment's hosted MCP endpoint."""
-    return f"{base_url.rstrip('/')}/organizations/{organization}/environments/{environment}/mcp"
+    return links.mcp_url(base_url, organization, environment)
 
 
 def stdio_command(organization: str | None = None, environment: str | None = None) -> list[str]:

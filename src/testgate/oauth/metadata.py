@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from testgate.config import Settings
 from testgate.oauth import scopes
+from testgate.platform import links
 
 AUTHORIZE = "/oauth/authorize"
 TOKEN = "/oauth/token"
@@ -51,12 +52,12 @@ def issuer(settings: Settings) -> str:
 
 def resource_url(settings: Settings, org: str, env: str) -> str:
     """The environment's MCP URL: its RFC 9728 resource identifier and its tokens' audience."""
-    return f"{settings.base_url}/organizations/{quote(org, safe='')}/environments/{quote(env, safe='')}/mcp"
+    return links.mcp_url(settings.base_url, org, env)
 
 
 def rest_resource_url(settings: Settings, org: str, env: str) -> str:
     """The environment's REST base, a resource of its own for tokens meant for ``/api/v1``."""
-    return f"{settings.base_url}/api/v1/organizations/{quote(org, safe='')}/environments/{quote(env, safe='')}"
+    return links.api_url(settings.base_url, org, env)
 
 
 def metadata_url(settings: Settings, org: str, env: str, kind: Literal["mcp", "rest"] = "mcp") -> str:

@@ -66,6 +66,7 @@ MODULES = (
     "testgate.operations.audit",
     "testgate.operations.access",
     "testgate.operations.members",
+    "testgate.operations.environments",
 )
 
 

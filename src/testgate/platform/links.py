@@ -1,4 +1,5 @@
-"""The console's URL scheme: what ``build_dashboard_url`` produces and the web console serves."""
+"""Where an environment is reached: its hosted MCP endpoint, its REST base, and the console's URL scheme
+(what ``build_dashboard_url`` produces and the web console serves)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,16 @@ from typing import Literal
 from urllib.parse import quote
 
 LinkKind = Literal["workflows", "workflow", "executions", "execution", "test_cases", "test_case", "audit"]
+
+
+def mcp_url(base_url: str, org: str, env: str) -> str:
+    """An environment's hosted MCP endpoint: also its RFC 9728 resource identifier and its tokens' audience."""
+    return f"{base_url.rstrip('/')}/organizations/{quote(org, safe='')}/environments/{quote(env, safe='')}/mcp"
+
+
+def api_url(base_url: str, org: str, env: str) -> str:
+    """An environment's REST base (every environment route is below it)."""
+    return f"{base_url.rstrip('/')}/api/v1/organizations/{quote(org, safe='')}/environments/{quote(env, safe='')}"
 
 
 def console_url(base_url: str, org: str, env: str, kind: LinkKind, ref: str | None = None) -> str:
