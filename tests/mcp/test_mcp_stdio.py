@@ -103,6 +103,7 @@ async def test_an_environment_that_does_not_exist_is_refused_once_the_database_h
 
     assert done.returncode == 2
     assert "environment 'stagng' not found in organization 'acme'" in stderr
+    assert "testgate environment create" in stderr
     assert stdout == ""  # nothing on the MCP wire
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'testgate.db'}")
     await upgrade(engine)

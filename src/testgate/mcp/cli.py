@@ -68,7 +68,8 @@ def serve(
             sys.stderr.flush()
             os._exit(code)
     except NotFound as exc:  # --org/--env naming nothing on a database that has organizations already
-        error(exc)
+        hint = "`testgate environment list` shows them, `testgate environment create` adds one"
+        error(NotFound(f"{exc.message}; {hint}"))
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
