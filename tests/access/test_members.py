@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -10,8 +11,11 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from testgate.access import tokens, users
-from testgate.access.principal import Permission, Role
+from testgate.access.principal import Permission, Role, local_owner
 from testgate.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from testgate.operations.context import Call
+from testgate.operations.dispatch import dispatch
+from testgate.platform import tenancy
 from testgate.platform.context import Platform
 from testgate.store.base import utcnow
 from testgate.store.tenancy import User
@@ -118,6 +122,56 @@ async def test_an_existing_account_joins_without_its_password_changing(platform:
     assert again.member.user_id == invited.member.user_id
     with pytest.raises(Conflict, match="already a member"):
         await team.call("ada@acme.test", "member.invite", {"email": "nia@acme.test"})
+
+
+async def _invite_from_globex(platform: Platform, email: str) -> Any:
+    """``member.invite`` by the owner of another organization, globex."""
+    async with platform.db.session() as s:
+        globex = (await tenancy.bootstrap(s, "globex", "dev", issue_setup_token=False)).organization
+    call = Call(local_owner(globex.id), "globex", None)
+    return await dispatch(platform, call, "member.invite", {"email": email})
+
+
+async def test_another_organization_cannot_take_over_a_pending_invitation(platform: Platform, team: People) -> None:
+    # A password-setting link is a credential for the whole account, and the account may hold other
+    # organizations: only an organization that is the account's only one may issue it.
+    invited = await team.call("ada@acme.test", "member.invite", {"email": "nia@acme.test"})
+
+    elsewhere = await _invite_from_globex(platform, "nia@acme.test")
+
+    assert elsewhere.existing_user
+    assert elsewhere.invite_url is None
+    assert elsewhere.invite_expires_at is None
+    async with platform.db.session() as s:  # acme's link still stands, and is still the only one
+        user = await users.invited_user(s, _secret(invited.invite_url))
+    assert user.email == "nia@acme.test"
+
+
+async def test_an_account_without_a_password_or_another_organization_gets_a_new_link(
+    platform: Platform, team: People
+) -> None:
+    await team.call("ada@acme.test", "member.invite", {"email": "nia@acme.test"})
+    await team.call("olive@acme.test", "member.remove", {"user": "nia@acme.test"})
+
+    again = await team.call("ada@acme.test", "member.invite", {"email": "nia@acme.test"})
+
+    assert again.existing_user
+    assert again.invite_url is not None
+    async with platform.db.session() as s:
+        assert (await users.invited_user(s, _secret(again.invite_url))).email == "nia@acme.test"
+
+
+async def test_a_single_sign_on_member_gets_no_password_link_from_another_organization(
+    platform: Platform, team: People
+) -> None:
+    # mia signs in through the identity provider: her account has no password hash.
+    elsewhere = await _invite_from_globex(platform, "mia@acme.test")
+
+    assert elsewhere.invite_url is None
+    async with platform.db.session() as s:
+        mia = await s.scalar(select(User).where(User.email == "mia@acme.test"))
+    assert mia is not None
+    assert (mia.password_hash, mia.invite_hash) == (None, None)
 
 
 async def test_only_an_owner_can_make_an_owner(team: People) -> None:

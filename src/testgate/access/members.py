@@ -133,7 +133,8 @@ async def add(
     """Add a person to the organization, creating their account if it is new.
 
     A new account gets ``password``, or, without one, a one-time invitation whose secret is returned
-    once. An existing account keeps its password (giving one is a ``Conflict``).
+    once. An existing account keeps its password (giving one is a ``Conflict``); it gets a new invitation
+    only while it has no password and no other organization (``_may_invite``).
     """
     _check_owner_change(actor, role)
     user = await users.by_email(session, email)
@@ -149,9 +150,25 @@ async def add(
     membership = Membership(organization_id=org.id, user_id=user.id, role=role.value)
     session.add(membership)
     await _write_grants(session, user, grants)
-    invite = users.issue_invite(user) if user.password_hash is None else None
+    invite = users.issue_invite(user) if await _may_invite(session, org, user) else None
     await session.flush()
     return Added(Member(user, membership, {e: p for e, p in grants.items() if p > Permission.NONE}), invite, existing)
+
+
+async def _may_invite(session: AsyncSession, org: Organization, user: User) -> bool:
+    """Whether ``org`` may hand out a link that sets ``user``'s password.
+
+    The link is a credential for the whole account, and an account may belong to several organizations:
+    only an account with no password and no other organization gets one. Otherwise an admin of one
+    organization could set the password of another's pending (or single-sign-on) member and sign in as
+    them; such a person keeps the link, or the sign-in, they have.
+    """
+    if user.password_hash is not None:
+        return False
+    elsewhere = await session.scalar(
+        select(Membership.id).where(Membership.user_id == user.id, Membership.organization_id != org.id).limit(1)
+    )
+    return elsewhere is None
 
 
 async def _keep_an_owner(session: AsyncSession, org: Organization, member: Member) -> None:

@@ -104,7 +104,7 @@ def invite(
         return output.emit_json(invited)
     member = invited.member
     output.note(f"added {escape(member.email)} as {member.role} ({escape(_grants_text(member))})")
-    if invited.existing_user:
+    if invited.existing_user and not invited.invite_url:
         output.note("they already had an account and sign in with it")
     if invited.invite_url:
         expires = f"{invited.invite_expires_at:%Y-%m-%d %H:%M} UTC" if invited.invite_expires_at else "soon"

@@ -79,7 +79,10 @@ class InviteIn(_In):
 class Invited(BaseModel):
     member: MemberInfo
     existing_user: bool = Field(description="the person already had an account (it keeps its password)")
-    invite_url: str | None = Field(description="one-time link to set a password: shown only this once")
+    invite_url: str | None = Field(
+        description="one-time link to set a password, shown only this once; none for an account that has a "
+        "password or belongs to another organization (the person signs in as they already do)"
+    )
     invite_expires_at: datetime | None
 
 
