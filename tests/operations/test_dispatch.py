@@ -335,6 +335,27 @@ async def test_concurrent_creates_of_one_name_answer_as_one_after_another_would(
     assert [e.seq for e in events] == list(range(1, 25))
 
 
+async def test_concurrent_tag_updates_of_one_execution_all_land(backend_platform: Platform) -> None:
+    """On PostgreSQL a tag merge read the tags, deleted them and wrote the merge back with no lock: concurrent
+    merges failed on the primary key (a 500) or silently dropped a merge whose 200 had said it was kept."""
+    backend_platform.executor = RecordingExecutor()
+    call = await _owner_call(backend_platform)
+    await dispatch(backend_platform, call, "workflow.create", {"definition": FLOW})
+    await dispatch(backend_platform, call, "workflow.run", {"name": "smoke", "config": {"token": "x"}})
+
+    results = await asyncio.gather(
+        *(
+            dispatch(backend_platform, call, "execution.tags", {"id": "smoke#1", "tags": {f"t{i}": str(i)}})
+            for i in range(30)
+        ),
+        return_exceptions=True,
+    )
+
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    got = await dispatch(backend_platform, call, "execution.get", {"id": "smoke#1"})
+    assert got.model_dump()["tags"] == {f"t{i}": str(i) for i in range(30)}
+
+
 @pytest.mark.parametrize(
     ("operation", "arguments", "path"),
     [

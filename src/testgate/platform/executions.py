@@ -295,7 +295,13 @@ def _escape_like(text: str) -> str:
 async def set_tags(
     session: AsyncSession, row: ExecutionRow, tags: Mapping[str, str | None], *, replace: bool
 ) -> dict[str, str]:
-    """Merge tags (a ``None`` value removes the key), or replace them all."""
+    """Merge tags (a ``None`` value removes the key), or replace them all.
+
+    Concurrent merges into one execution take turns on its row (on SQLite the write lock does that
+    already): each reads the tags the previous one wrote, so none is lost and none collides on the key.
+    ``FOR NO KEY UPDATE`` leaves inserts that reference the execution (logs, steps, results) free to go on.
+    """
+    await session.execute(select(ExecutionRow.id).where(ExecutionRow.id == row.id).with_for_update(key_share=True))
     current = (await tags_of(session, [row.id]))[row.id]
     merged = {} if replace else dict(current)
     for key, value in tags.items():
