@@ -11,12 +11,14 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from sqlalchemy import select
 
 from testgate.access import tokens
 from testgate.access.principal import Permission, Role
 from testgate.api.access import org_call
 from testgate.api.context import Org
 from testgate.operations.context import Call
+from testgate.store.tenancy import User
 
 from .conftest import ORG, Mint, People, bearer
 
@@ -120,9 +122,33 @@ async def test_rotating_returns_a_new_secret_and_the_old_one_works_through_its_g
     assert (await team.token_principal(rotated["secret"])).id == token_id
 
 
-async def test_members_are_listed_invited_changed_and_removed(
-    client: httpx.AsyncClient, owner_token: dict[str, str]
+async def test_an_api_token_adds_existing_accounts_but_never_creates_one(
+    client: httpx.AsyncClient, owner_token: dict[str, str], team: People
 ) -> None:
+    # Tokens mint no credentials: a new account's password or invitation link would let a leaked token's
+    # holder keep access after the token is revoked, as a token minted by a token would.
+    async with team.platform.db.session() as s:  # an account with a password, not a member of acme
+        s.add(User(email="zoe@globex.test", name="zoe", password_hash="argon2id-hash"))
+
+    with_password = await client.post(
+        f"{ORG}/members", json={"email": "nia@acme.test", "password": "a long enough password"}, headers=owner_token
+    )
+    with_link = await client.post(f"{ORG}/members", json={"email": "nia@acme.test"}, headers=owner_token)
+    existing = await client.post(f"{ORG}/members", json={"email": "zoe@globex.test"}, headers=owner_token)
+
+    for refused in (with_password, with_link):
+        assert refused.status_code == 403, refused.text
+        assert "tokens mint none" in refused.json()["detail"]
+    async with team.platform.db.session() as s:
+        assert await s.scalar(select(User.id).where(User.email == "nia@acme.test")) is None
+    assert existing.status_code == 201, existing.text
+    assert (existing.json()["existing_user"], existing.json()["invite_url"]) == (True, None)
+
+
+async def test_members_are_listed_invited_changed_and_removed(
+    client: httpx.AsyncClient, owner_token: dict[str, str], as_person: AsPerson
+) -> None:
+    await as_person("olive@acme.test")
     invited = await client.post(
         f"{ORG}/members", json={"email": "nia@acme.test", "environments": {"dev": "read"}}, headers=owner_token
     )

@@ -275,3 +275,18 @@ async def test_an_outdated_password_hash_is_upgraded_after_a_successful_check() 
     assert user.password_hash != weak
     assert not users.needs_rehash(user.password_hash or "")
     assert not await users.rehash_if_needed(user, PASSWORD)
+
+
+async def test_no_mcp_client_is_handed_a_new_accounts_password_or_link(platform: Platform, team: People) -> None:
+    # As with token secrets: a credential must not land in a model's context, not even the local owner's.
+    async with platform.db.session() as s:
+        org = await tenancy.organization_by_slug(s, "acme")
+    stdio = Call(local_owner(org.id), "acme", None, transport="mcp-stdio")
+
+    with pytest.raises(PermissionDenied, match="not handed to MCP clients"):
+        await dispatch(platform, stdio, "member.invite", {"email": "nia@acme.test"})
+    async with platform.db.session() as s:
+        assert await s.scalar(select(User.id).where(User.email == "nia@acme.test")) is None
+        s.add(User(email="zoe@globex.test", name="zoe", password_hash="argon2id-hash"))
+    joined = await dispatch(platform, stdio, "member.invite", {"email": "zoe@globex.test"})
+    assert (joined.existing_user, joined.invite_url) == (True, None)

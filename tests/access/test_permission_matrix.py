@@ -80,9 +80,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "environment.create": {"slug": "fresh"},
     "environment.rename": {"slug": "dev", "name": "Development"},
 }
-# Every caller in the matrix is an API token, and tokens never mint tokens (only people do), so a
-# leaked token cannot outlive its own revocation.
-MINTING = {"token.create", "token.rotate"}
+# Every caller in the matrix is an API token, and tokens never mint credentials (only people do): no
+# token, and no new account's password or invitation link, so a leaked token cannot outlive its own
+# revocation. (An API token may still add a person who already has an account.)
+MINTING = {"token.create", "token.rotate", "member.invite"}
 
 
 @dataclass(frozen=True)

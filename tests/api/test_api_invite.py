@@ -9,6 +9,11 @@ import httpx
 from sqlalchemy import select, update
 
 from testgate.access import users
+from testgate.access.principal import local_owner
+from testgate.operations.context import Call
+from testgate.operations.dispatch import dispatch
+from testgate.operations.members import Invited
+from testgate.platform import tenancy
 from testgate.platform.context import Platform
 from testgate.store.audit import AuditEventRow
 from testgate.store.tenancy import User
@@ -17,11 +22,15 @@ ORG = "/api/v1/organizations/acme"
 PASSWORD = "correct horse battery"
 
 
-async def _invite(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
+async def _invite(platform: Platform) -> str:
+    """Invite nia as the local owner (``testgate member invite``: API tokens cannot hand out the link)."""
+    async with platform.db.session() as session:
+        org = await tenancy.organization_by_slug(session, "acme")
     body = {"email": "nia@acme.test", "environments": {"dev": "read"}}
-    invited = await client.post(f"{ORG}/members", json=body, headers=admin)
-    assert invited.status_code == 201, invited.text
-    url = urlsplit(invited.json()["invite_url"])
+    invited = await dispatch(platform, Call(local_owner(org.id), "acme", None), "member.invite", body)
+    assert isinstance(invited, Invited)
+    assert invited.invite_url is not None
+    url = urlsplit(invited.invite_url)
     assert url.path == "/invite"
     return parse_qs(url.query)["token"][0]
 
@@ -42,9 +51,9 @@ async def _user(platform: Platform) -> User:
 
 
 async def test_the_invitation_link_serves_a_strict_form_naming_the_invited_person(
-    client: httpx.AsyncClient, admin: dict[str, str]
+    client: httpx.AsyncClient, platform: Platform
 ) -> None:
-    token = await _invite(client, admin)
+    token = await _invite(platform)
 
     page = await client.get("/invite", params={"token": token})
 
@@ -57,10 +66,8 @@ async def test_the_invitation_link_serves_a_strict_form_naming_the_invited_perso
     assert "samesite=strict" in page.headers["set-cookie"].lower()
 
 
-async def test_the_form_sets_the_password_once_and_audits_it(
-    client: httpx.AsyncClient, admin: dict[str, str], platform: Platform
-) -> None:
-    token = await _invite(client, admin)
+async def test_the_form_sets_the_password_once_and_audits_it(client: httpx.AsyncClient, platform: Platform) -> None:
+    token = await _invite(platform)
     form = await _form(client, token)
     nonce = client.cookies["testgate_invite_csrf"]
 
@@ -88,9 +95,9 @@ async def test_the_form_sets_the_password_once_and_audits_it(
 
 
 async def test_a_form_without_its_cookie_or_with_unequal_passwords_changes_nothing(
-    client: httpx.AsyncClient, admin: dict[str, str], platform: Platform
+    client: httpx.AsyncClient, platform: Platform
 ) -> None:
-    token = await _invite(client, admin)
+    token = await _invite(platform)
     form = await _form(client, token)
 
     unequal = await client.post("/invite", data={**form, "password_again": "something else entirely"})
@@ -119,7 +126,7 @@ async def test_an_unknown_invitation_is_refused_without_a_form(client: httpx.Asy
 async def test_a_removed_or_disabled_persons_invitation_no_longer_works(
     client: httpx.AsyncClient, admin: dict[str, str], platform: Platform
 ) -> None:
-    token = await _invite(client, admin)
+    token = await _invite(platform)
     form = await _form(client, token)
     removed = await client.delete(f"{ORG}/members/nia@acme.test", headers=admin)
     assert removed.status_code == 200, removed.text
@@ -132,7 +139,7 @@ async def test_a_removed_or_disabled_persons_invitation_no_longer_works(
     assert submitted.status_code == 400
     assert (await _user(platform)).password_hash is None
 
-    second = await _invite(client, admin)  # invited again, then disabled
+    second = await _invite(platform)  # invited again, then disabled
     async with platform.db.session() as session:
         await session.execute(update(User).where(User.email == "nia@acme.test").values(disabled=True))
     assert (await client.get("/invite", params={"token": second})).status_code == 400

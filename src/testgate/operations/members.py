@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from testgate.access import members
 from testgate.access.principal import Permission, Role
-from testgate.errors import NotFound
-from testgate.operations.access import PermissionName, Slug
+from testgate.errors import NotFound, PermissionDenied
+from testgate.operations.access import MCP_TRANSPORTS, PermissionName, Slug
 from testgate.operations.context import OpContext
 from testgate.operations.registry import Confirmation, operation
 from testgate.platform import tenancy
@@ -137,6 +137,27 @@ async def list_members(ctx: OpContext, args: ListMembersIn) -> MemberList:
     return MemberList(members=[MemberInfo.of(m, slugs) for m in found if args.role in (None, m.role.value)])
 
 
+def _check_credential(ctx: OpContext, handed_out: bool) -> None:
+    """``PermissionDenied`` if the call would hand a new account's password or invitation link to an API token
+    or an MCP client (the refusal rolls the whole call back).
+
+    Tokens mint no credentials: an account a token set up would outlive the token's revocation, as a
+    token minted by a token would. Nor do secrets go into a model's context.
+    """
+    if not handed_out:
+        return
+    if ctx.principal.kind == "api_token":
+        raise PermissionDenied(
+            "API tokens can add only people who already have an account: a new account's password or "
+            "invitation link is a credential, and tokens mint none; a person must invite them (testgate member invite)"
+        )
+    if ctx.call.transport in MCP_TRANSPORTS:
+        raise PermissionDenied(
+            "a new account's password or invitation link is not handed to MCP clients; invite with the CLI "
+            "or the REST API"
+        )
+
+
 @operation(
     "member.invite",
     tool="invite_member",
@@ -150,7 +171,9 @@ async def list_members(ctx: OpContext, args: ListMembersIn) -> MemberList:
 async def invite_member(ctx: OpContext, args: InviteIn) -> Invited:
     """Add a person to the organization with a role and environment permissions. A new account gets the
     given initial password, or a one-time invitation link (valid seven days, shown once) to set one. Only
-    owners can add owners."""
+    owners can add owners. API tokens and MCP clients can add only people who already have an account:
+    a password or an invitation link is a credential, and those are handed out to people only."""
+    _check_credential(ctx, args.password is not None)
     grants, slugs = await _grants(ctx, dict(args.environments))
     added = await members.add(
         ctx.db,
@@ -162,6 +185,7 @@ async def invite_member(ctx: OpContext, args: InviteIn) -> Invited:
         grants=grants,
         password=args.password,
     )
+    _check_credential(ctx, added.invite is not None)
     user = added.member.user
     ctx.touch("user", user.id, user.email)
     base = ctx.platform.settings.base_url
