@@ -6,17 +6,20 @@ import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from testgate import __version__
+from testgate.cli.main import app
 
 
 def test_version_prints_the_package_version(cli) -> None:
     assert cli.ok("--version").stdout.strip() == f"testgate {__version__}"
 
 
-@pytest.mark.parametrize("group", ["workflow", "execution", "results", "token", "db"])
+@pytest.mark.parametrize("group", ["workflow", "execution", "results", "token", "member", "environment", "db"])
 def test_every_command_group_has_help(cli, group) -> None:
     assert f"Usage: testgate {group}" in cli.ok(group, "--help").stdout
 
@@ -182,3 +185,28 @@ def test_a_url_setting_is_kept_without_the_spaces_around_it(monkeypatch: pytest.
     broker = Settings(data_dir=tmp_path / "data").celery.broker_url
     assert broker is not None
     assert broker.get_secret_value() == "redis://r:6379/0"
+
+
+@pytest.mark.parametrize("broken", ["unreachable", "not-a-database"])
+def test_a_database_that_cannot_be_used_is_one_line_naming_it_without_its_password(tmp_path: Path, broken: str) -> None:
+    # README, exit codes: an error is shown in red with no traceback.
+    data = tmp_path / "data"
+    data.mkdir()
+    env: dict[str, str | None] = {"TESTGATE_DATA_DIR": str(data), "TESTGATE_DATABASE_URL": None}
+    if broken == "unreachable":
+        env["TESTGATE_DATABASE_URL"] = "postgresql://tg:hunter2-secret@127.0.0.1:1/nodb"
+        where = "postgresql://tg:***@127.0.0.1:1/nodb"
+    else:
+        (data / "testgate.db").write_bytes(b"garbage, not SQLite" * 100)
+        where = str(data / "testgate.db")
+
+    for command in (["workflow", "list"], ["audit", "verify"]):
+        result = CliRunner().invoke(app, command, env=env, catch_exceptions=False)
+
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        said = " ".join(result.stderr.split())
+        assert said.startswith("error: cannot use the database at"), said
+        assert where in said
+        assert "hunter2" not in result.output
+        assert len(result.stderr.splitlines()) <= 3

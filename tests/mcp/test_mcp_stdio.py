@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,9 +86,6 @@ async def test_stdio_confirms_a_deletion_in_the_2026_era(tmp_path: Path, flow: s
 async def test_an_environment_that_does_not_exist_is_refused_once_the_database_has_one(tmp_path: Path) -> None:
     """A first start creates what --org/--env name, as it creates the defaults; afterwards a typo was created
     too, and the agent worked in a new, empty environment without a word."""
-    import os
-    import subprocess
-
     from testgate.platform import tenancy
     from testgate.store.migrate import upgrade
 
@@ -116,3 +115,23 @@ async def test_an_environment_that_does_not_exist_is_refused_once_the_database_h
             assert list(await session.scalars(select(Organization.slug))) == ["acme"]
     finally:
         await db.dispose()
+
+
+async def test_a_database_that_cannot_be_used_is_one_line_before_the_handshake(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "testgate.db").write_bytes(b"not SQLite at all" * 100)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TESTGATE_")},
+        "TESTGATE_DATA_DIR": str(data),
+        "TESTGATE_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    done = await anyio.run_process(
+        [sys.executable, "-m", "testgate", "mcp", "serve"], env=env, stdin=subprocess.DEVNULL, check=False
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.decode().startswith("error: cannot use the database at sqlite")
+    assert "file is not a database" in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()
+    assert done.stdout == b""  # nothing on the MCP wire

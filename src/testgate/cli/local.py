@@ -12,24 +12,26 @@ import asyncio
 import getpass
 import sys
 from collections.abc import AsyncIterator, Coroutine, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import typer
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from testgate import __version__
 from testgate.access.principal import local_owner
 from testgate.cli import output
 from testgate.cli.params import Target
-from testgate.errors import ConfirmationRequired, TestgateError
+from testgate.errors import ConfirmationRequired, StorageUnavailable, TestgateError
 from testgate.ids import new_id
 from testgate.operations.context import Call, Confirmer, ConfirmOutcome
 from testgate.operations.dispatch import dispatch
 from testgate.platform import tenancy
 from testgate.platform.context import Platform
 from testgate.runtime import bootstrap_default, open_platform
+from testgate.store.db import unusable
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -84,8 +86,13 @@ async def _organization_id(platform: Platform, slug: str) -> str:
 async def connect(target: Target, *, executor: bool = False, yes: bool = False) -> AsyncIterator[Local]:
     """Open the platform in this process (with the local executor when the command runs workflows)."""
     settings = target.settings()
-    async with open_platform(settings, executor=executor) as platform:
-        boot = await bootstrap_default(platform, issue_setup_token=False)
+    async with AsyncExitStack() as opened:
+        try:
+            platform = await opened.enter_async_context(open_platform(settings, executor=executor))
+            boot = await bootstrap_default(platform, issue_setup_token=False)
+        except (SQLAlchemyError, OSError) as exc:
+            # Unreachable, refused, not a database: one line, as `testgate serve` says it, never a traceback.
+            raise StorageUnavailable(unusable(settings.effective_database_url, exc)) from None
         org = target.organization or settings.default_organization
         org_id = boot.organization.id if org == boot.organization.slug else await _organization_id(platform, org)
         call = Call(

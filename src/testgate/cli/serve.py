@@ -183,11 +183,10 @@ def preflight(settings: Settings) -> None:
     signing key it cannot use (a replica without the others' key encryption secret would report ready and
     fail every sign-in)."""
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from testgate.oauth import keys
-    from testgate.store.db import Database, create_engine
+    from testgate.store.db import Database, create_engine, unusable
     from testgate.store.migrate import current_revision, head_revision
 
     async def check() -> str | None:
@@ -219,12 +218,10 @@ def preflight(settings: Settings) -> None:
         if not writable:
             output.invalid_setting("TESTGATE_ARTIFACTS__PATH", f"the artifact directory {folder} cannot be written")
             raise typer.Exit(2)
-    where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
     try:
         problem = asyncio.run(check())
     except (SQLAlchemyError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        output.err.print(f"[red]error:[/] cannot use the database at {escape(where)}: {escape(reason)}", soft_wrap=True)
+        output.err.print(f"[red]error:[/] {escape(unusable(settings.effective_database_url, exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     if problem is not None:
         output.invalid_setting(

@@ -17,7 +17,7 @@ from testgate.cli.login import CaBundle
 from testgate.cli.output import error
 from testgate.cli.params import DataDir, Env, Org, Target
 from testgate.config import Settings
-from testgate.errors import NotFound, Unauthenticated
+from testgate.errors import NotFound, StorageUnavailable, Unauthenticated
 from testgate.ids import is_slug
 from testgate.mcp.config_snippets import LOCATIONS, Client, hosted_url, snippet, stdio_command
 
@@ -67,6 +67,9 @@ def serve(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    except StorageUnavailable as exc:  # the database cannot be used: said before the client's handshake
+        error(exc)
+        raise typer.Exit(1) from None
     except NotFound as exc:  # --org/--env naming nothing on a database that has organizations already
         hint = "`testgate environment list` shows them, `testgate environment create` adds one"
         error(NotFound(f"{exc.message}; {hint}"))

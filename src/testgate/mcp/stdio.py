@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from mcp.server.stdio import stdio_server
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from testgate.access.principal import local_owner
 from testgate.config import Settings
+from testgate.errors import StorageUnavailable
 from testgate.mcp.caller import Caller
 from testgate.mcp.server import build_server
 from testgate.platform import tenancy
 from testgate.platform.context import Platform
 from testgate.runtime import bootstrap_default, open_platform
+from testgate.store.db import unusable
 from testgate.store.tenancy import Environment, Organization
 
 
@@ -34,10 +37,13 @@ async def serve_stdio(settings: Settings, *, organization: str | None = None, en
     """Serve MCP on stdin/stdout until the client closes stdin."""
     chosen = local_settings(settings, organization, environment)
     named = bool(organization or environment)
-    if named:
-        # Checked before the streams are claimed: a refusal inside them would wait for stdin to close.
+    # Checked before the streams are claimed: a refusal inside them would wait for stdin to close. So the
+    # database is opened (migrated) and the scope found once here, and an unusable database is one line.
+    try:
         async with open_platform(chosen, executor=False) as platform:
-            await _scope(platform, named=True)
+            await _scope(platform, named=named)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StorageUnavailable(unusable(chosen.effective_database_url, exc)) from None
     # Claim stdin/stdout first, so nothing the platform starts (migrations, runners) can write to the wire.
     async with stdio_server() as (read, write), open_platform(chosen) as platform:
         org, env = await _scope(platform, named=named)

@@ -40,6 +40,14 @@ _DURABILITY_SETTINGS = ("synchronous_commit", "fsync")
 _DURABILITY = text("SELECT " + ", ".join(f"current_setting('{name}')" for name in _DURABILITY_SETTINGS))
 
 
+def unusable(url: str, exc: BaseException) -> str:
+    """Why the database at ``url`` cannot be used, in one line: the URL without its password, and the
+    error's first line (statement parameters are never in it: engines hide them)."""
+    where = make_url(url).render_as_string(hide_password=True)
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"cannot use the database at {where}: {reason}"
+
+
 def normalize_url(url: str) -> str:
     """Pick the async driver for a plain ``postgresql://`` or ``sqlite://`` URL."""
     parsed = make_url(url)
