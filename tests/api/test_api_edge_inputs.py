@@ -210,3 +210,47 @@ async def test_a_workflow_known_only_by_its_executions_lists_as_empty_under_othe
     assert len(passed.json()["executions"]) == 1
     assert failed.status_code == 200  # no definition, but executions under the name: an empty page, not a 404
     assert failed.json()["executions"] == []
+
+
+async def test_a_body_sent_to_a_route_that_takes_none_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, admin: dict[str, str], create_workflow: Any, platform: Any
+) -> None:
+    # README: an unknown field is refused, not ignored; a caller who sent {"reason": ...} with an abort
+    # must not believe it was recorded.
+    platform.executor = _Idle()
+    await create_workflow("smoke", steps=[{"name": "s", "shell": "sleep 30"}])
+    run = (await client.post(f"{API}/workflows/smoke/executions", headers=admin)).json()
+    case = (await client.post(f"{API}/test-cases", json={"name": "login"}, headers=admin)).json()
+
+    abort = await client.post(f"{API}/executions/{run['id']}/abort", json={"reason": "superseded"}, headers=admin)
+    delete = await client.request("DELETE", f"{API}/test-cases/{case['id']}", json={"force": True}, headers=admin)
+    text = await client.request("DELETE", f"{API}/test-cases/{case['id']}", content=b"please", headers=admin)
+    revoke = await client.request("DELETE", f"{ORG}/tokens/01ARZ3NDEKTSV4RRFFQ69G5FAV", json={"x": 1}, headers=admin)
+
+    body = await _problem(abort, 422, "reason", "takes no request body")
+    assert body["errors"] == [{"path": "reason", "message": "unknown field: this route takes no request body"}]
+    await _problem(delete, 422, "force")
+    await _problem(text, 422, "send none")
+    await _problem(revoke, 422, "x")
+    assert (await client.get(f"{API}/executions/{run['id']}", headers=admin)).json()["status"] == "queued"
+    assert (await client.get(f"{API}/test-cases/{case['id']}", headers=admin)).status_code == 200
+    for empty in (b"", b"{}", b"null"):  # what clients send when they mean "nothing"
+        headers = {**admin, "Content-Type": "application/json"}
+        fine = await client.post(f"{API}/executions/{run['id']}/abort", content=empty, headers=headers)
+        assert fine.status_code in (200, 409), fine.text
+
+
+class _Idle:
+    """An executor that takes executions and never runs them."""
+
+    async def start(self) -> None:
+        return None
+
+    async def submit(self, execution_id: str, secrets: Any) -> None:
+        return None
+
+    async def abort(self, execution_id: str) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
+import pytest
 
 from testgate.config import Settings
 
@@ -136,3 +138,43 @@ async def test_an_upload_over_the_size_limit_is_refused(client: httpx.AsyncClien
 
     assert response.status_code == 413
     assert response.json()["type"] == "https://testgate.dev/problems/limit-exceeded"
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "path", "message"),
+    [
+        ([("report", ("a.xml", PASSING, "application/xml"))], {"workflow": "n"}, "report", "field named files"),
+        ([("tags", ("a.xml", PASSING, "application/xml"))], {"workflow": "n"}, "tags", "field named files"),
+        (
+            [("files", ("a.xml", PASSING, "application/xml"))],
+            {"workflow": "n", "files": "x"},
+            "files",
+            "expected a file",
+        ),
+        ([("files", ("a.xml", PASSING, "application/xml"))], {"workflow": ["n", "m"]}, "workflow", "more than once"),
+        (
+            [("files", ("a.xml", PASSING, "application/xml"))],
+            {"workflow": "n", "tags": ["k=v", "k=w"]},
+            "tags[1]",
+            "given twice",
+        ),
+        ([("files", ("a.xml", PASSING, "application/xml"))], {"workflow": "n", "colour": "red"}, "colour", "unknown"),
+    ],
+)
+async def test_a_form_part_out_of_place_is_refused_and_nothing_is_recorded(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    files: list[Any],
+    data: dict[str, Any],
+    path: str,
+    message: str,
+) -> None:
+    # A file under another name was ingested, a second workflow field overrode the first, a repeated tag
+    # key kept its last value: each silently did something the sender did not name.
+    response = await client.post(f"{API}/results", files=files, data=data, headers=admin)
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [(e["path"], message in e["message"]) for e in response.json()["errors"]] == [(path, True)]
+    listed = await client.get(f"{API}/executions", headers=admin)
+    assert listed.json()["executions"] == []

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from fastapi import Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from testgate.api.bodies import JSON_ONLY
+from testgate.api.bodies import JSON_ONLY, NO_BODY
 from testgate.api.context import dispatch_as, explicitly_confirmed, org_call
 from testgate.api.routing import ORG_PREFIX, org_router
 from testgate.operations.access import CreateTokenIn, TokenInfo, TokenList, TokenSecret
@@ -93,7 +93,9 @@ async def create_token(request: Request, response: Response, call: Caller, body:
     return created
 
 
-@router.delete("/tokens/{id}", tags=["tokens"], operation_id="revoke_token", summary="Revoke an API token")
+@router.delete(
+    "/tokens/{id}", tags=["tokens"], operation_id="revoke_token", summary="Revoke an API token", dependencies=[NO_BODY]
+)
 async def revoke_token(request: Request, call: Caller, id: TokenId) -> TokenInfo:
     """Revoke an API token now; sending this request is the explicit confirmation."""
     call.confirm = explicitly_confirmed
@@ -160,7 +162,9 @@ async def update_member(request: Request, call: Caller, user: UserRef, body: Mem
     return member
 
 
-@router.delete("/members/{user}", tags=["members"], operation_id="remove_member", summary="Remove a member")
+@router.delete(
+    "/members/{user}", tags=["members"], operation_id="remove_member", summary="Remove a member", dependencies=[NO_BODY]
+)
 async def remove_member(request: Request, call: Caller, user: UserRef) -> Removed:
     """Remove a member and revoke their API tokens; sending this request is the explicit confirmation."""
     call.confirm = explicitly_confirmed

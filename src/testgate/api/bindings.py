@@ -128,6 +128,11 @@ def _signature(binding: Binding, op: Operation[Any, Any]) -> inspect.Signature:
     return inspect.Signature(params)
 
 
+def _takes_body(binding: Binding, op: Operation[Any, Any]) -> bool:
+    """Whether the route has a JSON body: a body method with input fields the path leaves over."""
+    return binding.method in _BODY_METHODS and bool(set(op.input.model_fields) - set(_path_names(binding.path)))
+
+
 def _arguments(values: dict[str, Any]) -> dict[str, Any]:
     body = values.pop("body", None)
     args = {k: v for k, v in values.items() if v is not None}
@@ -180,5 +185,5 @@ def add(router: APIRouter, binding: Binding) -> None:
         summary=op.title,
         description=_description(op),
         tags=[_TAGS.get(op.name.partition(".")[0], "other")],
-        dependencies=[bodies.JSON_ONLY] if binding.method in _BODY_METHODS else None,
+        dependencies=[bodies.JSON_ONLY if _takes_body(binding, op) else bodies.NO_BODY],
     )

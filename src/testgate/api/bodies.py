@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import Depends, HTTPException, Request
 from starlette.types import Message
 
+from testgate.errors import FieldError, InvalidInput
+
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 JSON_TYPE = "application/json"
 
@@ -53,6 +55,28 @@ def json_only(request: Request) -> None:
 
 
 JSON_ONLY = Depends(json_only)
+
+
+async def no_body(request: Request) -> None:
+    """A route dependency for routes that take no body: an empty body, ``{}`` or ``null`` passes; anything
+    else is refused naming what was sent, not ignored (a ``{"reason": …}`` sent with an abort would
+    otherwise look recorded)."""
+    data = await request.body()
+    if not data.strip():
+        return
+    try:
+        value = json.loads(data)
+    except ValueError:
+        value = data
+    if value is None or value == {}:
+        return
+    if isinstance(value, dict):
+        errors = [FieldError(str(name), "unknown field: this route takes no request body") for name in sorted(value)]
+        raise InvalidInput("this route takes no request body", errors=errors)
+    raise InvalidInput("this route takes no request body; send none")
+
+
+NO_BODY = Depends(no_body)
 
 
 def wants_json(request: Request) -> bool:

@@ -54,6 +54,8 @@ def parse_tags(values: list[str]) -> dict[str, str]:
         key, sep, val = value.partition("=")
         if not sep or not key.strip():
             errors.append(FieldError(f"tags[{index}]", "expected key=value"))
+        elif key.strip() in tags:
+            errors.append(FieldError(f"tags[{index}]", f"tag {key.strip()!r} is given twice"))
         tags[key.strip()] = val.strip()
     if errors:
         raise InvalidInput("invalid tags", errors=errors)
@@ -61,7 +63,7 @@ def parse_tags(values: list[str]) -> dict[str, str]:
 
 
 async def _files(form: FormData) -> list[dict[str, str]]:
-    uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    uploads = [value for key, value in form.multi_items() if key == "files" and isinstance(value, UploadFile)]
     files = []
     for index, upload in enumerate(uploads):
         name = PurePosixPath((upload.filename or "").replace("\\", "/")).name or f"results-{index + 1}.xml"
@@ -69,11 +71,27 @@ async def _files(form: FormData) -> list[dict[str, str]]:
     return files
 
 
+def _check_fields(form: FormData) -> None:
+    """Each part where it belongs: files only under ``files``, text only under ``workflow`` and ``tags``, one
+    ``workflow``. Anything else is refused, not ignored nor taken as something it was not named."""
+    errors: list[FieldError] = []
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if key != "files":
+                errors.append(FieldError(key, "a file: send result files in the field named files"))
+        elif key == "files":
+            errors.append(FieldError(key, "expected a file (curl -F files=@report.xml), not text"))
+        elif key not in ("workflow", "tags"):
+            errors.append(FieldError(key, "unknown field (this form takes workflow, tags and files)"))
+    if len(form.getlist("workflow")) > 1:
+        errors.append(FieldError("workflow", "given more than once"))
+    if errors:
+        raise InvalidInput("invalid form fields", errors=errors)
+
+
 async def _from_form(request: Request) -> dict[str, Any]:
     async with request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS) as form:
-        unknown = sorted({k for k, v in form.multi_items() if isinstance(v, str)} - {"workflow", "tags"})
-        if unknown:
-            raise InvalidInput("unknown form fields", errors=[FieldError(k, "unknown field") for k in unknown])
+        _check_fields(form)
         tags = parse_tags([v for v in form.getlist("tags") if isinstance(v, str)])
         args = {"files": await _files(form), "tags": tags}
         workflow = form.get("workflow")
