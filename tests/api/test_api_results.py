@@ -115,7 +115,7 @@ async def test_a_json_body_over_the_size_limit_is_refused_as_a_problem(
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"ids": ["'
-        for _ in range(300):
+        for _ in range(1100):  # past TESTGATE_HTTP__MAX_BODY_BYTES (1 MiB), with no Content-Length
             yield b"x" * 1024
         yield b'"]}'
 
@@ -138,6 +138,24 @@ async def test_an_upload_over_the_size_limit_is_refused(client: httpx.AsyncClien
 
     assert response.status_code == 413
     assert response.json()["type"] == "https://testgate.dev/problems/limit-exceeded"
+
+
+async def test_only_the_upload_route_reads_an_upload_sized_body(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # TESTGATE_HTTP__MAX_BODY_BYTES bounds every other route: a 2 MiB tag patch was read and parsed whole.
+    tags = {"k": "v" * (2 * 1024 * 1024)}
+
+    patch = await client.patch(f"{API}/executions/nightly%231/tags", json={"tags": tags}, headers=admin)
+    upload = await client.post(
+        f"{API}/results",
+        json={"workflow": "n", "files": [{"name": "a.xml", "content": "<testsuite/>" + " " * 2**21}]},
+        headers=admin,
+    )
+
+    assert patch.status_code == 413, patch.text
+    assert "the limit is 1048576" in patch.json()["detail"]
+    assert upload.status_code == 201, upload.text
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,20 @@ def test_audit_export_writes_an_owner_only_csv_file(cli: AuditCli, tmp_path: Pat
     assert [r["action"] for r in rows] == ["workflow.list"]
 
 
+def test_an_export_over_a_world_readable_file_makes_it_owner_only(cli: AuditCli, tmp_path: Path) -> None:
+    # docs/audit.md: the export file is 0600. Overwriting an older file kept its mode: a 0644 file then
+    # held the whole audit log, arguments and workflow definitions included.
+    cli.ok("workflow", "list")
+    target = tmp_path / "audit.jsonl"
+    target.write_text("old\n")
+    target.chmod(0o644)
+
+    cli.ok("audit", "export", "--file", str(target))
+
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert "workflow.list" in target.read_text()
+
+
 def test_audit_export_streams_json_lines_to_stdout(cli: AuditCli) -> None:
     cli.ok("workflow", "list")
     lines = cli.ok("audit", "export").stdout.splitlines()

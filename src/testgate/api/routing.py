@@ -23,13 +23,18 @@ ORG_MAX_BODY = 64 * 1024  # organization-wide routes take small JSON bodies (a t
 
 # Multipart boundaries and part headers around an upload's files.
 UPLOAD_OVERHEAD = 256 * 1024
+UPLOAD_PATH = "/results"  # the one environment route that takes result files (``upload_results``)
 # Every error status an environment route may answer, so clients and schema-driven tools know them all.
 ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422, 500, 503)
 
 
-def body_limit(request: Request) -> int:
-    """The most any environment route reads: the largest upload the settings allow."""
-    return platform_of(request).settings.max_upload_bytes + UPLOAD_OVERHEAD
+def body_limit(request: Request, *, uploads: bool) -> int:
+    """The most an environment route reads: the largest upload the settings allow on the upload route, else
+    the ordinary body limit (or a workflow definition's, should that be set larger)."""
+    settings = platform_of(request).settings
+    if uploads:
+        return settings.max_upload_bytes + UPLOAD_OVERHEAD
+    return max(settings.http.max_body_bytes, settings.max_spec_bytes)
 
 
 class EnvironmentRoute(APIRoute):
@@ -37,10 +42,11 @@ class EnvironmentRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        uploads = self.path.endswith(UPLOAD_PATH)
 
         async def authenticated(request: Request) -> Response:
             request.state.principal = await principal_from_request(request)
-            return await handler(bounded(request, body_limit(request)))
+            return await handler(bounded(request, body_limit(request, uploads=uploads)))
 
         return authenticated
 

@@ -162,6 +162,7 @@ class _ExportFile:
         if self._fd < 0:
             return nullcontext(sys.stdout)
         if stat.S_ISREG(os.fstat(self._fd).st_mode):  # not /dev/null or a pipe: those cannot be truncated
+            os.fchmod(self._fd, 0o600)  # an existing file's looser bits too: the log holds what was done
             os.ftruncate(self._fd, 0)
         fd, self._fd, self._created = self._fd, -1, False
         return os.fdopen(fd, "w", encoding="utf-8", newline="")

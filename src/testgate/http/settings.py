@@ -41,7 +41,10 @@ class HttpSettings(BaseModel):
         default_factory=list, description="browser origins allowed cross-origin (CORS); empty: CORS off"
     )
     max_body_bytes: int = Field(
-        default=1 * MiB, ge=1024, description="largest request body, except uploads (2 x max_upload_bytes)"
+        default=1 * MiB,
+        ge=1024,
+        description="largest request body, except uploads: MCP endpoints and the REST results upload take "
+        "up to 2 x max_upload_bytes",
     )
     request_timeout: float = Field(
         default=60.0, ge=0, description="seconds until a response must start; 0: no limit (streams are exempt)"
