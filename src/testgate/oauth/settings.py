@@ -91,7 +91,11 @@ class OAuthSettings(BaseModel):
     key_encryption_secret: SecretStr | None = Field(
         default=None, description="encrypts signing keys at rest in the database (share it across replicas)"
     )
-    session_ttl: int = Field(default=8 * 3600, ge=300, description="seconds a sign-in to the authorization pages lasts")
+    session_ttl: int = Field(
+        default=8 * 3600,
+        ge=300,
+        description="seconds a browser sign-in lasts: the console's and the authorization pages'",
+    )
     login_free_failures: int = Field(default=5, ge=1, le=100, description="failed sign-ins before backoff starts")
     login_backoff_base: float = Field(default=2.0, gt=0, description="seconds of the first lockout; doubles each time")
     login_backoff_max: float = Field(default=900.0, gt=0, description="longest lockout, in seconds")
