@@ -322,17 +322,19 @@ async def test_concurrent_creates_of_one_name_answer_as_one_after_another_would(
     applied = await together("workflow.apply", {"definition": definition.replace("{name}", "applied")})
     cases = await together("testcase.create", {"name": "Checkout works"})
     invited = await together("member.invite", {"email": "ada@example.com"}, on=org_call)
+    environments = await together("environment.create", {"slug": "staging"}, on=org_call)
 
     assert created == ["Conflict"] * 5 + ["ok"]
     assert applied == ["ok"] * 6
     assert cases == ["Conflict"] * 5 + ["ok"]
     assert invited == ["Conflict"] * 5 + ["ok"]
+    assert environments == ["Conflict"] * 5 + ["ok"]
     assert await _count(backend_platform, WorkflowRow) == 2
     assert await _count(backend_platform, CaseRow) == 1
     events = await _events(backend_platform)
-    assert len(events) == 24  # one per call, none of a failed attempt
+    assert len(events) == 30  # one per call, none of a failed attempt
     assert sorted(e.outcome for e in events if e.action == "workflow.create") == ["allowed"] + ["error"] * 5
-    assert [e.seq for e in events] == list(range(1, 25))
+    assert [e.seq for e in events] == list(range(1, 31))
 
 
 async def test_concurrent_tag_updates_of_one_execution_all_land(backend_platform: Platform) -> None:
