@@ -44,3 +44,40 @@ async def test_the_executions_list_counts_errored_tests_apart_from_failed_ones(
     assert '<span class="bad">1 failed</span>' in page.text
     assert '<span class="bad">2 errored</span>' in page.text
     assert "3 failed" not in page.text
+
+
+def _next(page: str, anchor: str) -> str:
+    match = re.search(rf'<a rel="next" href="([^"]*)" id="{anchor}">', page)
+    assert match, f"no {anchor} link"
+    return html.unescape(match[1])
+
+
+async def test_a_large_runs_page_lists_its_failures_first_and_pages_through_every_other_test(
+    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn, platform: Platform, call: Call
+) -> None:
+    await make_user("ada@example.com", grants={"dev": Permission.READ})
+    await signed_in(client, "ada@example.com")
+    run = await _upload(platform, call, _junit(1200, failed=15, errored=4))
+    base = f"/ui/acme/dev/executions/{run.id}"
+    page = await client.get(base)
+    assert page.status_code == 200
+    assert page.text.count('<li class="result r-failed') == 15  # all after the first 500 in report order
+    assert page.text.count('<li class="result r-errored') == 4
+    assert "boom 14" in page.text
+    assert "stack 3" in page.text
+    assert 'class="result r-passed' not in page.text
+    assert "Failed and errored tests first: 19 of 1219." in page.text
+    everything = await client.get(base, params={"tests": ""})
+    assert everything.text.count('class="result r-passed') == 500
+    listed = 500
+    href = _next(everything.text, "results-next")
+    while True:
+        more = await client.get(base + href)
+        listed += more.text.count('<li class="result r-')
+        if 'id="results-next"' not in more.text:
+            break
+        href = _next(more.text, "results-next")
+    assert listed == 1219
+    passed = await client.get(base, params={"tests": "passed"})
+    assert 'class="result r-failed' not in passed.text
+    assert 'value="passed" checked' in passed.text

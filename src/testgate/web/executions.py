@@ -2,7 +2,8 @@
 
 GET  /ui/{org}/{env}/executions               execution.list (workflow, status, tags, since, text, cursor)
 GET  /ui/{org}/{env}/executions/{id}          execution.get, execution.logs; once finished also
-                                              execution.results, artifact.list, workflow.metrics (flaky tests)
+                                              execution.results (tests, cursor), artifact.list,
+                                              workflow.metrics (flaky tests)
 POST /ui/{org}/{env}/executions/{id}/abort    execution.abort (run permission)
 """
 
@@ -33,6 +34,8 @@ Filter = Annotated[str, Query(max_length=500)]
 PAGE = 25
 LOG_TAIL = 2000
 RESULTS = 500
+FAILURES = ("failed", "errored")
+OUTCOMES = (*FAILURES, "passed", "skipped")
 RUNS = 30  # runs of the workflow in the chart
 
 
@@ -84,16 +87,40 @@ async def _flaky(c: Console, detail: ExecutionDetail) -> set[tuple[str, str]]:
     return {(f.classname, f.name) for f in metrics.flaky_tests}
 
 
+def _outcomes(detail: ExecutionDetail, tests: list[str] | None) -> list[str]:
+    """The outcomes to list: those chosen (none: all); unchosen, the failures when there are any."""
+    if tests is not None:
+        return [t for t in tests if t]
+    return list(FAILURES) if detail.tests.failed or detail.tests.errored else []
+
+
+def _results_link(shown: list[str], cursor: str | None = None) -> str:
+    """The execution page listing ``shown`` outcomes (from ``cursor``), scrolled to its tests."""
+    query = [("tests", s) for s in shown] or [("tests", "")]
+    return f"?{urlencode(query + ([('cursor', cursor)] if cursor else []))}#results"
+
+
 @router.get("/executions/{id}", response_class=HTMLResponse)
-async def execution(c: Con, id: ExecutionId) -> HTMLResponse:
-    """One execution; while it runs, its log streams in (``logs/stream``), and the page reloads at the end."""
+async def execution(
+    c: Con,
+    id: ExecutionId,
+    tests: Annotated[list[str] | None, Query(max_length=len(OUTCOMES) + 1)] = None,
+    cursor: Annotated[str, Query(max_length=200)] = "",
+) -> HTMLResponse:
+    """One execution; while it runs, its log streams in (``logs/stream``), and the page reloads at the end.
+
+    Its tests list failures first: unless ``tests`` names outcomes (an empty value: all of them), a run
+    with failed or errored tests lists only those, a page at a time from ``cursor``.
+    """
     detail = await c.run(ExecutionDetail, "execution.get", {"id": id})
     log = await c.run(LogPage, "execution.logs", {"id": detail.id, "tail": LOG_TAIL})
     finished = detail.status in TERMINAL
     results = artifacts = None
     flaky: set[tuple[str, str]] = set()
+    shown = _outcomes(detail, tests)
     if finished:
-        results = await c.run(ResultsPage, "execution.results", {"id": detail.id, "limit": RESULTS})
+        args = {"id": detail.id, "limit": RESULTS, "status": shown or None}
+        results = await c.run(ResultsPage, "execution.results", args | ({"cursor": cursor} if cursor else {}))
         artifacts = await c.run(ArtifactList, "artifact.list", {"id": detail.id})
         flaky = await _flaky(c, detail) if results.results else set()
     recent = await c.run(ExecutionList, "execution.list", {"workflow": detail.workflow, "limit": RUNS})
@@ -107,6 +134,11 @@ async def execution(c: Con, id: ExecutionId) -> HTMLResponse:
         steps=steps,
         finished=finished,
         results=results,
+        outcomes=OUTCOMES,
+        shown=shown or list(OUTCOMES),
+        failures_only=sorted(shown) == sorted(FAILURES),
+        results_next=_results_link(shown, results.next_cursor) if results and results.next_cursor else None,
+        results_first=_results_link(shown) if cursor else None,
         artifacts=artifacts.artifacts if artifacts else [],
         flaky=flaky,
         chart=charts.history(recent.executions, lambda run: c.url("execution", run.id)),
