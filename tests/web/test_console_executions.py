@@ -14,6 +14,15 @@ from testgate.operations.context import Call
 from testgate.operations.dispatch import dispatch
 from testgate.platform.context import Platform
 
+CHATTY = """\
+kind: TestWorkflow
+metadata: {name: chatty}
+spec:
+  steps:
+    - name: talk
+      shell: seq 1 4500 | sed 's/^/out-/'
+"""
+
 
 def _junit(passed: int, failed: int = 0, errored: int = 0) -> str:
     """A report of ``passed`` passing tests, then ``failed`` failures and ``errored`` errors at its end."""
@@ -81,3 +90,44 @@ async def test_a_large_runs_page_lists_its_failures_first_and_pages_through_ever
     passed = await client.get(base, params={"tests": "passed"})
     assert 'class="result r-failed' not in passed.text
     assert 'value="passed" checked' in passed.text
+
+
+def _seqs(page: str) -> set[int]:
+    return set(map(int, re.findall(r'data-seq="(\d+)"', page)))
+
+
+def _link(page: str, anchor: str) -> str | None:
+    match = re.search(rf'href="([^"]*)" id="{anchor}"', page)
+    return html.unescape(match[1]) if match else None
+
+
+async def test_every_line_of_a_long_log_is_reachable_from_the_execution_page_a_page_at_a_time(
+    client: httpx.AsyncClient,
+    make_user: MakeUser,
+    signed_in: SignIn,
+    platform: Platform,
+    call: Call,
+    executor: Any,
+) -> None:
+    await dispatch(platform, call, "workflow.create", {"definition": CHATTY})
+    await make_user("ada@example.com", grants={"dev": Permission.READ})
+    await signed_in(client, "ada@example.com")
+    run = await dispatch(platform, call, "workflow.run", {"name": "chatty"})
+    await dispatch(platform, call, "execution.wait", {"ids": [run.id], "timeout": 60})
+    base = f"/ui/acme/dev/executions/{run.id}"
+    page = (await client.get(base)).text
+    total = re.search(r"Showing lines \d+\N{EN DASH}\d+ of (\d+)\.", page)
+    assert total
+    assert "out-4500\n" in page
+    assert "out-1\n" not in page
+    seen = _seqs(page)
+    while earlier := _link(page, "log-earlier"):
+        page = (await client.get(base + earlier)).text
+        assert "data-stream" not in page
+        seen |= _seqs(page)
+    assert "out-1\n" in page
+    assert seen == set(range(1, int(total[1]) + 1))
+    later = _link(page, "log-later")
+    assert later
+    forward = (await client.get(base + later)).text
+    assert min(_seqs(forward)) == max(_seqs(page)) + 1

@@ -1,9 +1,9 @@
 """Execution pages: the filtered, keyset-paged list; one execution with steps, logs, results and artifacts.
 
 GET  /ui/{org}/{env}/executions               execution.list (workflow, status, tags, since, text, cursor)
-GET  /ui/{org}/{env}/executions/{id}          execution.get, execution.logs; once finished also
-                                              execution.results (tests, cursor), artifact.list,
-                                              workflow.metrics (flaky tests)
+GET  /ui/{org}/{env}/executions/{id}          execution.get, execution.logs (the last lines, or from log_start);
+                                              once finished also execution.results (tests, cursor),
+                                              artifact.list, workflow.metrics (flaky tests)
 POST /ui/{org}/{env}/executions/{id}/abort    execution.abort (run permission)
 """
 
@@ -22,6 +22,7 @@ from testgate.operations.models import ExecutionDetail
 from testgate.operations.results import ArtifactList, MetricsOut
 from testgate.platform.executions import STATUSES, TERMINAL
 from testgate.platform.logs import LogPage
+from testgate.platform.pagination import MAX_KEY
 from testgate.platform.results import ResultsPage
 from testgate.web import charts, forms
 from testgate.web.context import Console, console_of
@@ -100,20 +101,35 @@ def _results_link(shown: list[str], cursor: str | None = None) -> str:
     return f"?{urlencode(query + ([('cursor', cursor)] if cursor else []))}#results"
 
 
+def _log_pages(log: LogPage) -> dict[str, str | None]:
+    """Links to the log's first lines, and to the lines before and after those shown (``LOG_TAIL`` each)."""
+    first = log.lines[0].seq if log.lines else log.next_seq
+    earlier = first > 1
+    return {
+        "first": "?log_start=1#log" if earlier else None,
+        "earlier": f"?log_start={max(1, first - LOG_TAIL)}#log" if earlier else None,
+        "later": f"?log_start={log.next_seq}#log" if log.next_seq <= log.total_lines else None,
+    }
+
+
 @router.get("/executions/{id}", response_class=HTMLResponse)
 async def execution(
     c: Con,
     id: ExecutionId,
     tests: Annotated[list[str] | None, Query(max_length=len(OUTCOMES) + 1)] = None,
     cursor: Annotated[str, Query(max_length=200)] = "",
+    log_start: Annotated[int | None, Query(ge=1, le=MAX_KEY - LOG_TAIL)] = None,
 ) -> HTMLResponse:
     """One execution; while it runs, its log streams in (``logs/stream``), and the page reloads at the end.
+
+    The log shows its last ``LOG_TAIL`` lines, or as many from line ``log_start`` on (pages of a long log).
 
     Its tests list failures first: unless ``tests`` names outcomes (an empty value: all of them), a run
     with failed or errored tests lists only those, a page at a time from ``cursor``.
     """
     detail = await c.run(ExecutionDetail, "execution.get", {"id": id})
-    log = await c.run(LogPage, "execution.logs", {"id": detail.id, "tail": LOG_TAIL})
+    window = {"start": log_start, "end": log_start + LOG_TAIL - 1} if log_start else {"tail": LOG_TAIL}
+    log = await c.run(LogPage, "execution.logs", {"id": detail.id, **window})
     finished = detail.status in TERMINAL
     results = artifacts = None
     flaky: set[tuple[str, str]] = set()
@@ -131,6 +147,8 @@ async def execution(
         section="executions",
         execution=detail,
         log=log,
+        log_paged=log_start is not None,
+        log_pages=_log_pages(log),
         steps=steps,
         finished=finished,
         results=results,
