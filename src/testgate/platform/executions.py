@@ -15,7 +15,7 @@ from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from testgate.errors import Conflict, InvalidInput, NotFound
+from testgate.errors import Conflict, FieldError, InvalidInput, NotFound
 from testgate.platform import labels
 from testgate.platform import spec as specs
 from testgate.platform.pagination import MAX_KEY, clamp_limit, decode_cursor, encode_cursor
@@ -42,16 +42,16 @@ def resolve_config(spec: specs.Spec, given: Mapping[str, Any]) -> tuple[dict[str
         )
     stored: dict[str, Any] = {}
     secrets: dict[str, str] = {}
-    problems: list[str] = []
+    problems: list[FieldError] = []
     for name, param in spec.config.items():
         raw = given.get(name, param.default)
         if raw is None:
-            problems.append(f"config.{name}: required (no default)")
+            problems.append(FieldError(f"config.{name}", "required (no default)"))
             continue
         try:
             value = param.coerce(raw)
         except ValueError as exc:
-            problems.append(f"config.{name}: {exc}")
+            problems.append(FieldError(f"config.{name}", str(exc)))
             continue
         if param.sensitive:
             secrets[name] = specs.format_value(value)
@@ -59,18 +59,24 @@ def resolve_config(spec: specs.Spec, given: Mapping[str, Any]) -> tuple[dict[str
         else:
             stored[name] = value
     if problems:
-        raise InvalidInput("invalid config: " + "; ".join(problems))
+        raise InvalidInput("invalid config", errors=problems)
     return stored, secrets
 
 
 def validate_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """``tags`` if every key and value is valid; ``InvalidInput`` naming each one that is not."""
+    problems: list[FieldError] = []
     for key, value in tags.items():
         if not labels.LABEL_KEY.match(key):
-            raise InvalidInput(f"tag key {key!r} is not valid (letters, digits, '._/-', at most 63)")
-        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
-            raise InvalidInput(f"tag {key!r}: the value must be a string of at most {MAX_TAG_VALUE} characters")
+            problems.append(FieldError(f"tags.{key}", "not a valid key (letters, digits, '._/-', at most 63)"))
+        elif not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            problems.append(
+                FieldError(f"tags.{key}", f"the value must be a string of at most {MAX_TAG_VALUE} characters")
+            )
     if len(tags) > 50:
-        raise InvalidInput("at most 50 tags per execution")
+        problems.append(FieldError("tags", "at most 50 tags per execution"))
+    if problems:
+        raise InvalidInput("invalid tags", errors=problems)
     return dict(tags)
 
 

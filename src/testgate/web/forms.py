@@ -45,3 +45,12 @@ def utc_time(text: str, field: str) -> str | None:
     except ValueError:
         raise InvalidInput(f"{field}: not a date and time", errors=[FieldError(field, repr(text))]) from None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def problems(exc: InvalidInput) -> dict[str, list[str]]:
+    """The problems of a refused form by field (``config.x``, ``tags``); ``""`` holds those of no one field."""
+    found: dict[str, list[str]] = {}
+    for error in exc.errors:
+        field = "tags" if error.path.split(".")[0] == "tags" else error.path
+        found.setdefault(field, []).append(error.message if field == error.path else str(error))
+    return found

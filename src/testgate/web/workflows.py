@@ -7,16 +7,18 @@ POST /ui/{org}/{env}/workflows/{name}/run    workflow.run (run permission), then
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from testgate.access.principal import Permission
+from testgate.errors import InvalidInput
 from testgate.operations.executions import ExecutionList
 from testgate.operations.results import MetricsOut
 from testgate.operations.workflows import Definition, RunOut, WorkflowDetail, WorkflowList
-from testgate.web import charts, forms
+from testgate.web import charts, forms, pages
 from testgate.web.context import Console, console_of
 from testgate.web.routing import ConsoleRoute
 
@@ -26,6 +28,7 @@ Name = Annotated[str, Path(max_length=63)]
 Filter = Annotated[str, Query(max_length=500)]
 RECENT = 500  # executions read for the list's pass rates
 RUNS = 30  # runs in a workflow's chart and table
+RETYPE = "enter it again: a sensitive value is never sent back to the browser"
 
 
 @router.get("/workflows", response_class=HTMLResponse)
@@ -50,12 +53,22 @@ async def workflows(c: Con, selector: Filter = "", text: Filter = "") -> HTMLRes
 @router.get("/workflows/{name}", response_class=HTMLResponse)
 async def workflow(c: Con, name: Name) -> HTMLResponse:
     """One workflow: its definition, run form, health and recent runs."""
+    return await _workflow_page(c, name)
+
+
+async def _workflow_page(
+    c: Console, name: str, refused: InvalidInput | None = None, fields: Mapping[str, str] | None = None
+) -> HTMLResponse:
+    """The workflow page; after a refused run, its form again with what was entered and why it was refused."""
     detail = await c.run(WorkflowDetail, "workflow.get", {"name": name})
     definition = await c.run(Definition, "workflow.definition", {"name": name})
     runs = await c.run(ExecutionList, "execution.list", {"workflow": name, "limit": RUNS})
     metrics = await c.run(MetricsOut, "workflow.metrics", {"name": name})
+    entered, problems = _refusal(detail, refused, fields or {}) if refused else ({}, {})
+    known = {"tags", *(f"config.{p.name}" for p in detail.config_parameters)}
     return c.page(
         "workflow.html",
+        422 if refused else 200,
         title=detail.name,
         section="workflows",
         workflow=detail,
@@ -66,17 +79,39 @@ async def workflow(c: Con, name: Name) -> HTMLResponse:
         chart_name=detail.name,
         current="",
         can_run=c.can(Permission.RUN),
+        entered=entered,
+        problems=problems,
+        refusal=pages.sentence(refused.message) if refused else "",
+        stray=[f"{k}: {m}" if k else m for k, found in problems.items() if k not in known for m in found],
     )
 
 
-@router.post("/workflows/{name}/run")
-async def run(c: Con, name: Name) -> RedirectResponse:
-    """Start a run with the form's config values (empty: the default) and tags; refused without run permission."""
+def _refusal(
+    detail: WorkflowDetail, refused: InvalidInput, fields: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """What goes back into a refused run form (never a sensitive value), and each field's problems."""
+    secret = {f"config.{p.name}" for p in detail.config_parameters if p.sensitive}
+    entered = {k: v for k, v in fields.items() if k == "tags" or (k.startswith("config.") and k not in secret)}
+    problems = forms.problems(refused)
+    for field in sorted(secret & {k for k, v in fields.items() if v}):
+        problems.setdefault(field, []).append(RETYPE)
+    return entered, problems
+
+
+@router.post("/workflows/{name}/run", response_model=None)
+async def run(c: Con, name: Name) -> RedirectResponse | HTMLResponse:
+    """Start a run with the form's config values (empty: the default) and tags; refused without run permission.
+
+    Refused values come back in the form (sensitive ones excepted), each field with its problem.
+    """
     fields = await c.form()
-    args = {
-        "name": name,
-        "config": forms.prefixed(fields, "config."),
-        "tags": forms.pairs(fields.get("tags", ""), "tags"),
-    }
-    started = await c.run(RunOut, "workflow.run", args)
+    try:
+        args = {
+            "name": name,
+            "config": forms.prefixed(fields, "config."),
+            "tags": forms.pairs(fields.get("tags", ""), "tags"),
+        }
+        started = await c.run(RunOut, "workflow.run", args)
+    except InvalidInput as exc:
+        return await _workflow_page(c, name, exc, fields)
     return RedirectResponse(c.url("execution", started.id), status_code=303)
