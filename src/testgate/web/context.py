@@ -158,6 +158,28 @@ class Console:
         return response
 
 
+@dataclass(frozen=True)
+class Visitor:
+    """The signed-in person on a page of no environment (an error page): the sign-out form's email and CSRF value."""
+
+    email: str
+    csrf: str
+
+
+async def page_outside(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page outside any environment; a signed-in person keeps the sign-out control (and its CSRF value)."""
+    try:
+        key, browser, user = await signed_in(request)
+    except Unauthenticated:
+        return pages.render(template, status, c=None, **context)
+    nonce, new = session.CONSOLE.nonce(request)
+    visitor = Visitor(user.email, session.CONSOLE.token(key, nonce, session.purpose(browser)))
+    response = pages.render(template, status, c=None, visitor=visitor, **context)
+    if new:
+        session.CONSOLE.remember(response, request, nonce)
+    return response
+
+
 async def read_form(request: Request) -> dict[str, str]:
     """The text fields of a url-encoded form (bounded; files refused)."""
     async with request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=64 * 1024) as form:

@@ -25,6 +25,7 @@ HEADERS = {
     "Pragma": "no-cache",
 }
 STATIC = "/ui/_static"
+HOME = "/ui"
 
 
 def when(value: datetime | None) -> str:
@@ -99,5 +100,5 @@ def render(template: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 
 def error_page(status: int, title: str, message: str, *, details: list[str] | None = None) -> HTMLResponse:
-    """A refusal or failure, told to the person (the audit event was written by dispatch)."""
-    return render("error.html", status, title=title, message=message, details=details or [], c=None)
+    """A refusal or failure, told to someone who is not signed in."""
+    return render("error.html", status, title=title, message=message, details=details or [], back=HOME, c=None)

@@ -37,11 +37,13 @@ from testgate.errors import (
     validation_message,
 )
 from testgate.web import pages
+from testgate.web.context import page_outside
 
+CHECK = "Check what you entered"
 _KINDS: list[tuple[type[TestgateError], int, str]] = [
     (PermissionDenied, 403, "Not allowed"),
     (NotFound, 404, "Not found"),
-    (InvalidInput, 422, "Check what you entered"),
+    (InvalidInput, 422, CHECK),
     (ConfirmationRequired, 409, "Not confirmed"),
     (ConfirmationRefused, 409, "Not confirmed"),
     (Conflict, 409, "Conflict"),
@@ -52,11 +54,22 @@ _KINDS: list[tuple[type[TestgateError], int, str]] = [
 ]
 
 
-def error_response(exc: TestgateError) -> Response:
+async def error_page(request: Request, status: int, title: str, message: str, details: list[str]) -> Response:
+    """A refusal or failure, told to the person (the audit event was written by dispatch).
+
+    A signed-in person keeps the sign-out control, and the way back never leads to this same page
+    (someone with no environment is refused ``/ui`` itself).
+    """
+    back = None if request.url.path.rstrip("/") == pages.HOME else pages.HOME
+    context = {"title": title, "message": message, "details": details, "back": back}
+    return await page_outside(request, "error.html", status, **context)
+
+
+async def error_response(request: Request, exc: TestgateError) -> Response:
     """The page telling the person why their request was refused or failed."""
     status, title = next(((s, t) for kind, s, t in _KINDS if isinstance(exc, kind)), (400, "Request failed"))
     details = [str(e) for e in exc.errors] if isinstance(exc, InvalidInput) else []
-    return pages.error_page(status, title, pages.sentence(exc.message), details=details)
+    return await error_page(request, status, title, pages.sentence(exc.message), details)
 
 
 def sign_in(request: Request) -> Response:
@@ -79,10 +92,10 @@ class ConsoleRoute(APIRoute):
             except Unauthenticated:
                 response = sign_in(request)
             except TestgateError as exc:
-                response = error_response(exc)
+                response = await error_response(request, exc)
             except RequestValidationError as exc:
                 fields = [f"{'.'.join(str(p) for p in e['loc'][1:])}: {validation_message(e)}" for e in exc.errors()]
-                response = pages.error_page(422, "Check what you entered", "Some values are not valid.", details=fields)
+                response = await error_page(request, 422, CHECK, "Some values are not valid.", fields)
             return pages.secure(response)
 
         return guarded
