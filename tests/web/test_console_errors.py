@@ -41,3 +41,26 @@ async def test_an_error_page_for_someone_not_signed_in_offers_no_sign_out(client
     answer = await client.post("/ui/acme/dev/workflows/quick/run", data={})
     assert answer.status_code == 401
     assert 'action="/ui/logout"' not in answer.text
+
+
+async def test_a_console_path_nothing_serves_answers_with_the_consoles_html_404_page(
+    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn
+) -> None:
+    await make_user("ada@example.com", grants={"dev": Permission.READ})
+    paths = ["/ui/default", "/ui/acme/dev/nonexistent", "/ui/%2f%2fevil.com", "/ui/acme/dev/executions/1/x/y"]
+    for signed in (False, True):
+        if signed:
+            await signed_in(client, "ada@example.com")
+        for path in paths:
+            page = await client.get(path)
+            assert page.status_code == 404, path
+            assert page.headers["content-type"].startswith("text/html"), path
+            assert page.headers["content-security-policy"].startswith("default-src 'none'"), path
+            assert "There is no console page at this address." in page.text
+            assert "evil.com" not in page.text
+            assert ('action="/ui/logout"' in page.text) is signed, path
+    api = await client.get("/api/v1/nonexistent")
+    assert api.status_code == 404
+    assert api.headers["content-type"] == "application/problem+json"
+    assert (await client.get("/ui/acme/dev/executions/")).status_code in (303, 307)  # trailing slash: redirected
+    assert (await client.get("/ui/logout")).status_code == 405  # a console path, but not for GET

@@ -12,6 +12,7 @@
     GET  /ui/{org}/{env}/tokens, POST .../tokens[/{id}/rotate|/{id}/revoke]
     GET  /ui/{org}/{env}/audit[/export]
     GET  /ui/_static/*                                 the stylesheet and the script
+    *    /ui/... (any other path)                      the console's 404 page
 
 Every page reads and writes through ``dispatch`` with transport ``web``: authorized and audited like the
 REST API and the MCP tools. Sessions, CSRF and confirmation values are described in ``web.session``.
@@ -22,12 +23,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from testgate.web import artifacts, audit, auth, executions, stream, testcases, tokens, workflows
+from testgate.web import artifacts, audit, auth, executions, routing, stream, testcases, tokens, workflows
 from testgate.web.pages import STATIC
 
 
 def install(app: FastAPI) -> None:
-    """Mount the console on ``app``: its static files first, so no page route shadows them."""
+    """Mount the console on ``app``: its static files first, so no page route shadows them; a path under
+    ``/ui`` that no route serves answers with the console's 404 page."""
     app.mount(STATIC, StaticFiles(packages=[("testgate", "web/static")]), name="console-static")
     for module in (auth, workflows, executions, stream, artifacts, testcases, tokens, audit):
         app.include_router(module.router)
+    app.router.default = routing.unmatched(app.router.default)

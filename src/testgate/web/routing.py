@@ -8,6 +8,7 @@ Conflict, Confirmation 409 page
 LimitExceeded          413 page
 RunnerError, Audit…    503 page
 StorageUnavailable     503 page
+no route under /ui     404 page (``unmatched``; elsewhere the REST API's problem)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from testgate.errors import (
     AuditFailure,
@@ -70,6 +72,21 @@ async def error_response(request: Request, exc: TestgateError) -> Response:
     status, title = next(((s, t) for kind, s, t in _KINDS if isinstance(exc, kind)), (400, "Request failed"))
     details = [str(e) for e in exc.errors] if isinstance(exc, InvalidInput) else []
     return await error_page(request, status, title, pages.sentence(exc.message), details)
+
+
+def unmatched(fallback: ASGIApp) -> ASGIApp:
+    """The application's answer when no route matches: under ``/ui`` the console's 404 page, else ``fallback``."""
+
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if scope["type"] != "http" or not (path == pages.HOME or path.startswith(f"{pages.HOME}/")):
+            await fallback(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        response = await error_page(request, 404, "Not found", "There is no console page at this address.", [])
+        await pages.secure(response)(scope, receive, send)
+
+    return not_found
 
 
 def sign_in(request: Request) -> Response:
