@@ -35,3 +35,28 @@ async def test_the_secret_page_names_only_ways_to_use_a_token_that_exist(
     assert "Authorization: Bearer &lt;secret&gt;" in created.text
     assert "<code>TESTGATE_TOKEN</code> with <code>TESTGATE_URL</code>" in created.text  # README: Connect an agent
     assert "<code>testgate mcp serve</code>" in created.text
+
+
+async def test_a_revoked_token_no_longer_shows_its_old_secrets_grace(
+    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn
+) -> None:
+    await make_user("ada@example.com", grants={"dev": Permission.READ})
+    await signed_in(client, "ada@example.com")
+    await _create(client)
+    listed = await client.get(TOKENS)
+    token_id = re.search(r'/tokens/([0-9a-z]{26})/rotate"', listed.text)
+    assert token_id
+    rotate = {"csrf": hidden(listed.text, "csrf"), "grace": "PT1H"}
+    once = re.search(rf'/tokens/{token_id[1]}/rotate".*?name="once" value="([^"]*)"', listed.text, re.S)
+    if once:
+        rotate["once"] = once[1]
+    assert (await client.post(f"{TOKENS}/{token_id[1]}/rotate", data=rotate)).status_code == 200
+    assert "old secret until" in (await client.get(TOKENS)).text
+
+    question = await client.get(f"{TOKENS}/{token_id[1]}/revoke")
+    fields = {"csrf": hidden(question.text, "csrf"), "confirm": hidden(question.text, "confirm")}
+    assert (await client.post(f"{TOKENS}/{token_id[1]}/revoke", data=fields)).status_code == 303
+
+    after = await client.get(TOKENS)
+    assert 'class="status tk-revoked"' in after.text
+    assert "old secret until" not in after.text  # revoking ended both secrets

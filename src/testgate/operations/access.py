@@ -58,7 +58,10 @@ class TokenInfo(BaseModel):
     @classmethod
     def of(cls, row: ApiTokenRow, slugs: dict[str, str]) -> TokenInfo:
         now = utcnow()
-        grace = row.previous_valid_until if row.previous_valid_until and row.previous_valid_until > now else None
+        status = tokens.status(row, now)
+        until = row.previous_valid_until
+        # A revoked or expired token's old secret works no more than its new one.
+        grace = until if status == "active" and until is not None and until > now else None
         return cls(
             id=row.id,
             name=row.name,
@@ -66,7 +69,7 @@ class TokenInfo(BaseModel):
             grants={slugs.get(env_id, env_id): perm for env_id, perm in row.grants.items()},
             labels=row.labels,
             prefix=row.prefix,
-            status=tokens.status(row, now),
+            status=status,
             created_at=row.created_at,
             created_by=row.created_by,
             creator=row.created_by_name,
