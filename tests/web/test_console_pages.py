@@ -245,6 +245,8 @@ async def test_deleting_a_test_case_without_its_confirmation_page_is_refused_and
     page = await client.get(f"/ui/acme/dev/test-cases/{case.id}")
     answer = await client.post(f"/ui/acme/dev/test-cases/{case.id}/delete", data={"csrf": hidden(page.text, "csrf")})
     assert answer.status_code == 409
+    assert "confirmation page" in answer.text
+    assert "elicitation" not in answer.text  # the MCP clients' wording is not for a person at a browser
     (event,) = await audit_events("testcase.delete")
     assert (event.outcome, event.confirmation, event.transport) == ("denied", "unavailable", "web")
     assert (await client.get(f"/ui/acme/dev/test-cases/{case.id}")).status_code == 200

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 import httpx
 from tests.web.conftest import MakeUser, SignIn, hidden
 
 from testgate.access.principal import Permission
+from testgate.store.audit import AuditEventRow
+
+Events = Callable[..., Awaitable[list[AuditEventRow]]]
 
 TOKENS = "/ui/acme/dev/tokens"
 SECRET = re.compile(r'<code id="secret">(tgp_[^<]+)</code>')
@@ -60,3 +64,24 @@ async def test_a_revoked_token_no_longer_shows_its_old_secrets_grace(
     after = await client.get(TOKENS)
     assert 'class="status tk-revoked"' in after.text
     assert "old secret until" not in after.text  # revoking ended both secrets
+
+
+async def test_revoking_without_the_confirmation_page_tells_the_person_to_use_it_and_revokes_nothing(
+    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn, audit_events: Events
+) -> None:
+    await make_user("ada@example.com", grants={"dev": Permission.READ})
+    await signed_in(client, "ada@example.com")
+    await _create(client)
+    listed = await client.get(TOKENS)
+    token_id = re.search(r'/tokens/([0-9a-z]{26})/revoke"', listed.text)
+    assert token_id
+
+    answer = await client.post(f"{TOKENS}/{token_id[1]}/revoke", data={"csrf": hidden(listed.text, "csrf")})
+
+    assert answer.status_code == 409
+    assert "confirmation page" in answer.text
+    assert "elicitation" not in answer.text
+    assert "client cannot ask" not in answer.text
+    (event,) = await audit_events("token.revoke")
+    assert (event.outcome, event.confirmation, event.transport) == ("denied", "unavailable", "web")
+    assert 'class="status tk-active"' in (await client.get(TOKENS)).text

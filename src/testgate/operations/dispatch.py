@@ -279,6 +279,9 @@ async def _confirm(platform: Platform, op: Operation[Any, Any], call: Call, payl
     except ConfirmationPending:
         trace.confirmation = "pending"
         raise
+    except ConfirmationRequired:
+        trace.confirmation = "unavailable"  # the transport's confirmer had nobody to ask
+        raise
     trace.confirmation = outcome
     if outcome not in ("accepted", "explicit"):
         raise ConfirmationRefused(f"the user {outcome} the confirmation; nothing was changed")

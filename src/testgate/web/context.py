@@ -1,7 +1,9 @@
 """What every console handler gets: the signed-in person in the URL's organization and environment.
 
 ``Console.run`` is the only way a page reads or changes anything: it dispatches with transport ``web``,
-so the page is authorized and audited like any other entry point.
+so the page is authorized and audited like any other entry point. A destructive operation confirms with
+the value only its confirmation page hands out (``Console.confirmer``); posted without it, ``unconfirmed``
+refuses in words for a person at a browser (dispatch's own refusal is written for MCP clients).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from testgate.access.principal import Permission, Principal
-from testgate.errors import NotFound, PermissionDenied, Unauthenticated
+from testgate.errors import ConfirmationRequired, NotFound, PermissionDenied, Unauthenticated
 from testgate.http.origin import origin_of
 from testgate.oauth import browser as oauth_browser
 from testgate.oauth.browser import BrowserSession
@@ -113,7 +115,7 @@ class Console:
             organization=self.org,
             environment=self.env.slug if scope == "environment" else None,
             transport="web",
-            confirm=confirm,
+            confirm=confirm or unconfirmed,
             **origin_of(self.request.scope),
         )
 
@@ -140,7 +142,7 @@ class Console:
         return fields
 
     def confirmer(self, fields: Mapping[str, str], action: str, subject: str) -> Confirmer | None:
-        """``accepted`` when the form came from the confirmation page; else none, and dispatch refuses."""
+        """``accepted`` when the form came from the confirmation page; else none, and ``unconfirmed`` refuses."""
         purpose = session.confirmation_purpose(self.browser, action, subject)
         if not session.CONSOLE.ok(self.key, self.request, purpose, fields.get("confirm", "")):
             return None
@@ -178,6 +180,14 @@ async def page_outside(request: Request, template: str, status: int = 200, **con
     if new:
         session.CONSOLE.remember(response, request, nonce)
     return response
+
+
+async def unconfirmed(message: str) -> ConfirmOutcome:
+    """A destructive action posted without its confirmation page's value: tell the person where to confirm."""
+    raise ConfirmationRequired(
+        "nothing was changed: this needs your confirmation, and the form did not come from its confirmation "
+        f"page. Go back, open the action again and confirm it on the page that asks. It would: {message}"
+    )
 
 
 async def read_form(request: Request) -> dict[str, str]:
