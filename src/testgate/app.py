@@ -81,6 +81,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
             link = setup_link(settings, boot)
             if link:
                 log.warning("no owner yet: open this one-time link to create the first owner", link=link)
+            stack.push_async_callback(console_forms.close)
             await stack.enter_async_context(front.lifespan())
             await stack.enter_async_context(mcp.lifespan())
             await stack.enter_async_context(retention.running(live))
@@ -104,7 +105,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         app.state.platform = platform
     api_routes.install(app)
     oauth_routes.install(app)
-    web_routes.install(app)
+    console_forms = web_routes.install(app)
     mcp = HostedMCP(settings, lambda: cast(Platform, app.state.platform), state_keys=state_keys(settings))
     # The front door (middleware, probes, metrics) goes on last: it wraps everything mounted above.
     front = FrontDoor(settings, lambda: cast(Platform | None, getattr(app.state, "platform", None)))

@@ -435,7 +435,10 @@ async def test_rotating_a_token_shows_the_new_secret_once_and_voids_the_old_one(
     await signed_in(client, "ada@example.com")
     tokens_page = await client.get("/ui/acme/dev/tokens")
     csrf = hidden(tokens_page.text, "csrf")
-    created = await client.post("/ui/acme/dev/tokens", data={"csrf": csrf, "name": "ci", "env.dev": "read"})
+    once = hidden(tokens_page.text, "once")
+    created = await client.post(
+        "/ui/acme/dev/tokens", data={"csrf": csrf, "once": once, "name": "ci", "env.dev": "read"}
+    )
     assert created.status_code == 201
     assert created.headers["cache-control"] == "no-store"
     old = re.search(r'<code id="secret">(tgp_[^<]+)</code>', created.text)
@@ -444,7 +447,8 @@ async def test_rotating_a_token_shows_the_new_secret_once_and_voids_the_old_one(
     assert old[1] not in listed.text
     token_id = re.search(r'/tokens/([0-9a-z]{26})/rotate"', listed.text)
     assert token_id
-    rotated = await client.post(f"/ui/acme/dev/tokens/{token_id[1]}/rotate", data={"csrf": csrf, "grace": ""})
+    rotate = {"csrf": csrf, "once": hidden(listed.text.split(f"/tokens/{token_id[1]}/rotate")[1], "once"), "grace": ""}
+    rotated = await client.post(f"/ui/acme/dev/tokens/{token_id[1]}/rotate", data=rotate)
     assert rotated.status_code == 200
     new = re.search(r'<code id="secret">(tgp_[^<]+)</code>', rotated.text)
     assert new
@@ -462,9 +466,8 @@ async def test_a_member_cannot_give_a_token_more_than_they_hold_and_the_refusal_
     await signed_in(client, "ada@example.com")
     page = await client.get("/ui/acme/dev/tokens")
     assert "<option>run</option>" not in page.text
-    answer = await client.post(
-        "/ui/acme/dev/tokens", data={"csrf": hidden(page.text, "csrf"), "name": "ci", "env.dev": "write"}
-    )
+    fields = {"csrf": hidden(page.text, "csrf"), "once": hidden(page.text, "once"), "name": "ci", "env.dev": "write"}
+    answer = await client.post("/ui/acme/dev/tokens", data=fields)
     assert answer.status_code == 403
     assert [(e.outcome, e.transport) for e in await audit_events("token.create")] == [("denied", "web")]
 

@@ -8,7 +8,9 @@ refuses in words for a person at a browser (dispatch's own refusal is written fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, cast
 
@@ -26,7 +28,7 @@ from testgate.operations.dispatch import dispatch
 from testgate.platform import links
 from testgate.platform.context import Platform
 from testgate.store.tenancy import User
-from testgate.web import pages, session
+from testgate.web import once, pages, session
 from testgate.web.principal import EnvironmentChoice, Identity, console_identity
 
 M = TypeVar("M", bound=BaseModel)
@@ -92,6 +94,22 @@ class Console:
     def confirmation(self, action: str, subject: str) -> str:
         """The value only the confirmation page of ``action`` on ``subject`` hands out."""
         return self.token(session.confirmation_purpose(self.browser, action, subject))
+
+    def once(self, action: str, subject: str = "") -> str:
+        """A fresh single-use value for a form of ``action`` on ``subject`` (``web.once``)."""
+        nonce = secrets.token_urlsafe(18)
+        return f"{nonce}.{self.token(session.once_purpose(self.browser, action, subject, nonce))}"
+
+    @asynccontextmanager
+    async def first_submission(self, fields: Mapping[str, str], action: str, subject: str = "") -> AsyncIterator[bool]:
+        """Spend the form's single-use value: whether this is its first submission (``FormExpired`` if absent)."""
+        nonce, _, value = fields.get("once", "").partition(".")
+        purpose = session.once_purpose(self.browser, action, subject, nonce)
+        if not nonce or not session.CONSOLE.ok(self.key, self.request, purpose, value):
+            raise FormExpired(EXPIRED)
+        ledger = cast(once.Ledger, self.request.app.state.console_forms)
+        async with once.spending(ledger, nonce, self.platform.settings.oauth.session_ttl) as first:
+            yield first
 
     def can(self, permission: Permission) -> bool:
         """Whether to show a control needing ``permission`` (the server checks again when it is used)."""

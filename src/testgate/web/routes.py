@@ -23,14 +23,19 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from testgate.web import artifacts, audit, auth, executions, routing, stream, testcases, tokens, workflows
+from testgate.web import artifacts, audit, auth, executions, once, routing, stream, testcases, tokens, workflows
 from testgate.web.pages import STATIC
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI) -> once.Ledger:
     """Mount the console on ``app``: its static files first, so no page route shadows them; a path under
-    ``/ui`` that no route serves answers with the console's 404 page."""
+    ``/ui`` that no route serves answers with the console's 404 page.
+
+    Returns the ledger of single-use forms (``web.once``) for the application's lifespan to close.
+    """
+    ledger = app.state.console_forms = once.ledger_for(app.state.settings.shared_redis_url)
     app.mount(STATIC, StaticFiles(packages=[("testgate", "web/static")]), name="console-static")
     for module in (auth, workflows, executions, stream, artifacts, testcases, tokens, audit):
         app.include_router(module.router)
     app.router.default = routing.unmatched(app.router.default)
+    return ledger

@@ -9,6 +9,7 @@ LimitExceeded          413 page
 RunnerError, Audit…    503 page
 StorageUnavailable     503 page
 no route under /ui     404 page (``unmatched``; elsewhere the REST API's problem)
+once.Unavailable       503 page          (a single-use form could not be checked)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from testgate.errors import (
     Unauthenticated,
     validation_message,
 )
-from testgate.web import pages
+from testgate.web import once, pages
 from testgate.web.context import page_outside
 
 CHECK = "Check what you entered"
@@ -53,6 +54,7 @@ _KINDS: list[tuple[type[TestgateError], int, str]] = [
     (RunnerError, 503, "Runner unavailable"),
     (StorageUnavailable, 503, "Artifact storage unavailable"),
     (AuditFailure, 503, "Audit unavailable"),
+    (once.Unavailable, 503, "Try again shortly"),
 ]
 
 

@@ -10,7 +10,8 @@ with the console's own cookie names and paths:
 Every console form carries HMAC(key, nonce | purpose) where the purpose names the sign-in (user and issue
 time): a cross-site post carries neither the nonce nor a value derived from it (double submit, bound to the
 session; OWASP CSRF cheat sheet). A destructive action additionally carries a confirmation value that only
-the confirmation page hands out, bound to the session, the action and its subject.
+the confirmation page hands out, bound to the session, the action and its subject; a form that makes a
+secret carries a single-use value as well (``web.once``).
 
 Signing out deletes the cookie and records the sign-out on the user (``oauth.browser.sign_out``): every
 session issued before it, a copied cookie included, is refused from then on, here and on the
@@ -105,3 +106,8 @@ LOGIN_PURPOSE = "console-login"
 def confirmation_purpose(session: BrowserSession, action: str, subject: str) -> str:
     """The purpose of a destructive form: this sign-in, this action, this subject."""
     return f"confirm|{purpose(session)}|{action}|{subject}"
+
+
+def once_purpose(session: BrowserSession, action: str, subject: str, nonce: str) -> str:
+    """The purpose of a single-use form (``web.once``): this sign-in, this action and subject, this nonce."""
+    return f"once|{purpose(session)}|{action}|{subject}|{nonce}"

@@ -6,7 +6,9 @@
     GET  /ui/{org}/{env}/tokens/{id}/revoke      the confirmation page (token.list)
     POST /ui/{org}/{env}/tokens/{id}/revoke      token.revoke, confirmed only with the page's value
 
-A secret appears only in the answer to the post that made it; that page is never cached.
+A secret appears only in the answer to the post that made it; that page is never cached. The create and
+rotate forms are single-use (``web.once``): sent again (a reload of the secret page, a replay), they make
+nothing and say so.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ Con = Annotated[Console, Depends(console_of)]
 TokenId = Annotated[str, Path(max_length=26)]
 EXPIRIES = (("P7D", "7 days"), ("P30D", "30 days"), ("P90D", "90 days"), ("P365D", "365 days"), ("", "never"))
 GRACES = (("", "old secret ends now"), ("PT1H", "old secret: 1 more hour"), ("P1D", "old secret: 1 more day"))
-REVOKE = "token.revoke"
+CREATE, ROTATE, REVOKE = "token.create", "token.rotate", "token.revoke"
 
 
 def grant_choices(c: Console) -> list[tuple[str, list[str]]]:
@@ -77,10 +79,32 @@ def _secret_page(c: Console, made: TokenSecret, verb: str) -> HTMLResponse:
     )
 
 
+def _sent_before(c: Console, verb: str) -> HTMLResponse:
+    """The answer to a create or rotate form sent again: nothing is made, the first post's token stands."""
+    message = (
+        f"This form was already submitted: the token was {verb} then, and its secret was shown that once. "
+        "Nothing new was made; find the token in the list."
+    )
+    return c.page(
+        "error.html",
+        409,
+        title="Already submitted",
+        section="tokens",
+        message=message,
+        details=[],
+        back=c.base + "/tokens",
+        back_label="Back to the list",
+    )
+
+
 @router.post("/tokens")
 async def create_token(c: Con) -> HTMLResponse:
-    """Create a token and show its secret this once."""
-    made = await c.run(TokenSecret, "token.create", token_args(c, await c.form()), scope="organization")
+    """Create a token and show its secret this once; the same form sent again creates nothing."""
+    fields = await c.form()
+    async with c.first_submission(fields, CREATE) as first:
+        if not first:
+            return _sent_before(c, "created")
+        made = await c.run(TokenSecret, CREATE, token_args(c, fields), scope="organization")
     return _secret_page(c, made, "created")
 
 
@@ -89,7 +113,10 @@ async def rotate_token(c: Con, id: TokenId) -> HTMLResponse:
     """Give a token a new secret (the old one works for the chosen grace) and show it this once."""
     fields = await c.form()
     args = {"id": id, "grace": fields.get("grace") or None}
-    made = await c.run(TokenSecret, "token.rotate", args, scope="organization")
+    async with c.first_submission(fields, ROTATE, id) as first:
+        if not first:
+            return _sent_before(c, "rotated")
+        made = await c.run(TokenSecret, ROTATE, args, scope="organization")
     return _secret_page(c, made, "rotated")
 
 
