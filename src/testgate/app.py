@@ -108,7 +108,9 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     console_forms = web_routes.install(app)
     mcp = HostedMCP(settings, lambda: cast(Platform, app.state.platform), state_keys=state_keys(settings))
     # The front door (middleware, probes, metrics) goes on last: it wraps everything mounted above.
-    front = FrontDoor(settings, lambda: cast(Platform | None, getattr(app.state, "platform", None)))
+    front = FrontDoor(
+        settings, lambda: cast(Platform | None, getattr(app.state, "platform", None)), pages=web_routes.LIMITED_PAGES
+    )
     front.install(app)
     # The hosted MCP endpoints take a lane of their own: the front door's layers, then the MCP mount,
     # without FastAPI's layers and the matching against every REST and console route.

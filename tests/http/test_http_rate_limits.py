@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import pytest
@@ -69,6 +71,48 @@ async def test_revocation_and_invitations_count_in_the_sign_in_bucket(live_serve
     assert tries[2] == 429
 
 
+async def test_only_requests_presenting_a_credential_count_in_the_sign_in_bucket(live_server: Any) -> None:
+    """Opening the sign-in form (or being sent to it from the console) is no sign-in attempt."""
+    async with live_server(http=HttpSettings(rate_limit_auth="2/hour")) as live:
+        views = [(await live.http.get("/login?next=%2Fui")).status_code for _ in range(5)]
+        redirects = [(await live.http.get("/ui/acme/dev/workflows")).status_code for _ in range(3)]
+        authorize = [(await live.http.get("/oauth/authorize")).status_code for _ in range(3)]
+        posts = [(await live.http.post("/login", data={"email": "a@example.com"})).status_code for _ in range(3)]
+        guesses = [(await live.http.get("/setup?token=guess")).status_code for _ in range(2)]
+
+    assert views == [200] * 5
+    assert redirects == [303] * 3
+    assert 429 not in authorize
+    assert 429 not in posts[:2]
+    assert posts[2] == 429
+    assert guesses == [429, 429]  # the link's one-time secret is in the query: a guess is a sign-in attempt
+
+
+async def test_a_rate_limited_sign_in_form_post_gets_the_sign_in_page_saying_when_to_try_again(
+    live_server: Any,
+) -> None:
+    async with live_server(http=HttpSettings(rate_limit_auth="1/hour")) as live:
+        form = await live.http.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]*)"', form.text)
+        assert csrf
+        fields = {"email": "a@example.com", "password": "wrong", "csrf": html.unescape(csrf[1]), "next": "/ui"}
+        tried = await live.http.post("/login", data=fields)
+        refused = await live.http.post("/login", data=fields)
+        scripted = await live.http.post("/login", json=fields)
+
+    assert tried.status_code == 401
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("text/html")
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    assert refused.headers["ratelimit-limit"] == "1"
+    assert refused.headers["ratelimit-policy"] == "1;w=3600"
+    assert refused.headers["content-security-policy"].startswith("default-src 'none'")
+    assert f"Try again in {refused.headers['retry-after']} seconds." in refused.text
+    assert '<form method="post" action="/login"' in refused.text
+    assert scripted.status_code == 429
+    assert scripted.headers["content-type"] == "application/problem+json"  # not a browser's form
+
+
 async def test_requests_without_a_token_share_their_address_bucket(live_server: Any) -> None:
     async with live_server(http=HttpSettings(rate_limit_address="2/hour")) as live:
         answers = [(await live.http.get(WORKFLOWS)).status_code for _ in range(3)]
@@ -81,7 +125,12 @@ async def test_requests_without_a_token_share_their_address_bucket(live_server: 
 def test_the_principal_bucket_is_keyed_on_a_hash_of_the_token_never_the_token() -> None:
     limiter = Limiter(HttpSettings(), None)
     token = "tgp_" + "s" * 40
-    scope = {"type": "http", "path": WORKFLOWS, "headers": [(b"authorization", f"Bearer {token}".encode())]}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": WORKFLOWS,
+        "headers": [(b"authorization", f"Bearer {token}".encode())],
+    }
 
     buckets = limiter.buckets({**scope, "client": ("2001:db8::7", 1)})
 

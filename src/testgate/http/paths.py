@@ -4,7 +4,10 @@
     REST environments   /api/v1/organizations/{org}/environments/{env}/...               uploads allowed
     long poll           .../environments/{env}/wait                                      own timeout (<= 900 s)
     sign-in and tokens  /oauth/token, /oauth/authorize, /oauth/login, /oauth/register,
-                        /oauth/revoke, /login, /setup, /invite                           stricter rate limit
+                        /oauth/revoke, /login, /setup, /invite                           stricter rate limit on
+                        the requests presenting a credential: every POST, and the GETs of
+                        /setup and /invite (their one-time secret is in the query); not the
+                        GETs of /login and /oauth/authorize, which only show a form
     open to any origin  /.well-known/..., /oauth/jwks.json, /oauth/token, /oauth/register,
                         /oauth/revoke                                                    CORS * (oauth.routes)
     probes              /healthz, /readyz                                                no Host check, no limit
@@ -35,9 +38,17 @@ SIGN_IN = frozenset(
         "/invite",
     }
 )
+SIGN_IN_FORMS = frozenset({"/login", "/oauth/authorize"})  # a GET shows a form and checks no secret
 OPEN_ORIGIN = frozenset({"/oauth/jwks.json", "/oauth/token", "/oauth/register", "/oauth/revoke"})
 PROBES = frozenset({"/healthz", "/readyz"})
 METRICS = "/metrics"
+
+
+def presents_credential(method: str, path: str) -> bool:
+    """A request the sign-in bucket counts: it carries a password, a code, a token or a one-time secret."""
+    if path not in SIGN_IN or method == "OPTIONS":
+        return False
+    return method not in ("GET", "HEAD") or path not in SIGN_IN_FORMS
 
 
 def is_mcp(path: str) -> bool:

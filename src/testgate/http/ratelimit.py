@@ -2,13 +2,16 @@
 
 Buckets (fixed windows from the first hit; ``limits`` parses the specs and, with Redis, counts):
 
-    sign-in     http.rate_limit_auth      per address, on the sign-in and token endpoints (``paths.SIGN_IN``)
+    sign-in     http.rate_limit_auth      per address, on the requests to the sign-in and token endpoints
+                                          that present a credential (``paths.presents_credential``)
     principal   http.rate_limit           per bearer token, keyed on its SHA-256 (never the token itself)
     address     http.rate_limit_address   per address (IPv6: per /64, one subscriber's usual allocation)
 
 A request spends one unit in each bucket that applies and is refused (429, ``Retry-After`` and the
 ``RateLimit-*`` fields of draft-ietf-httpapi-ratelimit-headers) when any is empty. The address is the
-peer's, or the client a trusted proxy forwarded (``testgate.http.forwarded`` runs first).
+peer's, or the client a trusted proxy forwarded (``testgate.http.forwarded`` runs first). A browser's
+form post to a path with a page of its own (the console's sign-in form) gets that page, with status 429
+and the same fields, instead of a problem document.
 
 Without Redis the windows are counted here, in a dictionary: ``limits``' in-memory storages take a lock
 per key and start a task (asyncio) or a thread (sync) to expire keys whenever the last one has finished,
@@ -27,8 +30,9 @@ import hashlib
 import ipaddress
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from limits import RateLimitItem, parse
@@ -43,6 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from testgate.access.verifier import bearer_of
 from testgate.http import metrics, paths, replies
 from testgate.http.headers import header
+from testgate.http.request_id import HEADER, scope_request_id
 from testgate.http.settings import HttpSettings
 
 log = structlog.get_logger("testgate.http")
@@ -164,7 +169,7 @@ class Limiter:
         """The buckets a request spends from."""
         client = scope.get("client")
         address = address_key(client[0]) if client else "unknown"
-        if scope["path"] in paths.SIGN_IN:
+        if paths.presents_credential(scope["method"], scope["path"]):
             return [Bucket("sign-in", self.auth, address)] if self.auth else []
         found = []
         token = bearer_of(header(scope, b"authorization"))
@@ -226,11 +231,19 @@ class Limiter:
             await self._pool.aclose()
 
 
-class RateLimit:
-    """Refuse requests over their buckets with 429 (JSON-RPC on MCP endpoints); probes are never limited."""
+class LimitedPage(Protocol):
+    async def __call__(self, scope: Scope, receive: Receive, retry_after: int) -> Response:
+        """The page telling a person at a browser to try again in ``retry_after`` seconds (status 429)."""
 
-    def __init__(self, app: ASGIApp, *, limiter: Limiter) -> None:
-        self.app, self.limiter = app, limiter
+
+class RateLimit:
+    """Refuse requests over their buckets with 429 (JSON-RPC on MCP endpoints); probes are never limited.
+
+    ``pages`` maps a path to the page a browser's form post there gets instead of a problem document.
+    """
+
+    def __init__(self, app: ASGIApp, *, limiter: Limiter, pages: Mapping[str, LimitedPage] | None = None) -> None:
+        self.app, self.limiter, self.pages = app, limiter, pages or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in paths.PROBES:
@@ -245,23 +258,36 @@ class RateLimit:
             detail = "rate limiting is unavailable, so requests are refused; try again shortly"
             reply = replies.refusal(scope, 503, "rate-limit-unavailable", "Rate limit unavailable", detail)
         else:
-            reply = _limited(scope, verdict)
+            reply = await self._limited(scope, receive, verdict)
         await reply(scope, receive, send)
 
+    async def _limited(self, scope: Scope, receive: Receive, verdict: Verdict) -> Response:
+        assert verdict.bucket is not None
+        item = verdict.bucket.item
+        metrics.RATE_LIMITED.labels(verdict.bucket.name).inc()
+        wait = max(1, math.ceil(verdict.reset - time.time()))
+        headers = {
+            HEADER: scope_request_id(scope),
+            "Retry-After": str(wait),
+            "RateLimit-Limit": str(item.amount),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(wait),
+            "RateLimit-Policy": f"{item.amount};w={item.get_expiry()}",
+        }
+        page = self.pages.get(scope["path"])
+        if page is not None and _form_post(scope):
+            response = await page(scope, receive, wait)
+            response.headers.update(headers)
+            return response
+        detail = (
+            f"too many requests ({item.amount} per {item.get_expiry()} s, {verdict.bucket.name}); retry in {wait} s"
+        )
+        return replies.refusal(
+            scope, 429, "rate-limited", "Too many requests", detail, headers=headers, bucket=verdict.bucket.name
+        )
 
-def _limited(scope: Scope, verdict: Verdict) -> Response:
-    assert verdict.bucket is not None
-    item = verdict.bucket.item
-    metrics.RATE_LIMITED.labels(verdict.bucket.name).inc()
-    wait = max(1, math.ceil(verdict.reset - time.time()))
-    headers = {
-        "Retry-After": str(wait),
-        "RateLimit-Limit": str(item.amount),
-        "RateLimit-Remaining": "0",
-        "RateLimit-Reset": str(wait),
-        "RateLimit-Policy": f"{item.amount};w={item.get_expiry()}",
-    }
-    detail = f"too many requests ({item.amount} per {item.get_expiry()} s, {verdict.bucket.name}); retry in {wait} s"
-    return replies.refusal(
-        scope, 429, "rate-limited", "Too many requests", detail, headers=headers, bucket=verdict.bucket.name
-    )
+
+def _form_post(scope: Scope) -> bool:
+    """A browser submitting an HTML form (what a script posting JSON to the same path is not)."""
+    kind = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    return scope["method"] == "POST" and kind in ("application/x-www-form-urlencoded", "multipart/form-data")

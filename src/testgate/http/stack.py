@@ -10,7 +10,8 @@ Outermost first (each layer sees what the ones before it decided):
     3. body limit    413 before anything reads or authenticates (JSON-RPC on MCP, problem+json elsewhere)
     4. Host/Origin   DNS rebinding and cross-site requests refused (421/403), the MCP transports' own rule
     5. CORS          preflights answered before authentication; only with ``http.cors_origins``
-    6. rate limit    429 per principal and per address (stricter on sign-in), before any work is done
+    6. rate limit    429 per principal and per address (stricter on sign-in attempts), before any work is
+                     done; a browser's sign-in form post gets the sign-in page (429) the console renders
     7. panic guard   an unhandled exception -> 500 / -32603 with the request id, logged and audited
     8. timeout       504 when no response has started within ``http.request_timeout``
 
@@ -26,7 +27,7 @@ uses: the layers above already refuse, answer crashes and bound the body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -42,7 +43,7 @@ from testgate.http.health import Probes
 from testgate.http.limits import BodyLimit, upload_limit
 from testgate.http.observe import Observe
 from testgate.http.panic import PanicGuard, PlatformRef
-from testgate.http.ratelimit import Limiter, RateLimit
+from testgate.http.ratelimit import LimitedPage, Limiter, RateLimit
 from testgate.http.scrape import Scraper, listener
 from testgate.http.timeouts import Timeout
 
@@ -50,8 +51,11 @@ from testgate.http.timeouts import Timeout
 class FrontDoor:
     """The stack, probes and metrics of one application, and the resources they hold (Redis, a listener)."""
 
-    def __init__(self, settings: Settings, platform: PlatformRef) -> None:
+    def __init__(
+        self, settings: Settings, platform: PlatformRef, pages: Mapping[str, LimitedPage] | None = None
+    ) -> None:
         self.settings = settings
+        self.pages = pages or {}  # the rate limit's pages for browsers' form posts (the console's sign-in)
         http = settings.http
         self.security = hosts.transport_security(settings)
         self.limiter = Limiter(http, settings.shared_redis_url)
@@ -74,7 +78,7 @@ class FrontDoor:
         ]
         if http.cors_origins:
             layers.append(Middleware(Cors, origins=http.cors_origins))
-        layers.append(Middleware(RateLimit, limiter=self.limiter))
+        layers.append(Middleware(RateLimit, limiter=self.limiter, pages=self.pages))
         layers.append(
             Middleware(PanicGuard, platform=self.platform, default_organization=self.settings.default_organization)
         )

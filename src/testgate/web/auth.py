@@ -1,7 +1,8 @@
 """Signing in to and out of the console, and finding where to start.
 
 GET  /login        the sign-in form (password; an SSO button when an upstream provider is configured)
-POST /login        check the password (``login_user``: backoff per account and address), start a session
+POST /login        check the password (``login_user``: backoff per account and address), start a session;
+                   over the sign-in rate limit the front door answers ``rate_limited``: this form, 429
 POST /ui/logout    end the session
 GET  /ui           the first environment the person can see
 """
@@ -13,6 +14,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope
 
 from testgate.errors import NotFound, Unauthenticated
 from testgate.oauth import browser as oauth_browser
@@ -79,6 +81,15 @@ async def _audit(request: Request, action: str, user: User | None, email: str, r
         action, "denied" if reason else "allowed", None, "user", user.id if user else None, email, reason=reason
     )
     await events.record(platform_of(request), request, event, transport="web")
+
+
+async def rate_limited(scope: Scope, receive: Receive, retry_after: int) -> Response:
+    """The sign-in page for a browser whose address used up its sign-in attempts (the rate limit's 429)."""
+    request = Request(scope, receive)
+    key = await session.mac_key(platform_of(request))
+    unit = "second" if retry_after == 1 else "seconds"
+    error = f"Too many sign-in attempts from your address. Try again in {retry_after} {unit}."
+    return login_page(request, key, status=429, error=error)
 
 
 @router.post("/login")

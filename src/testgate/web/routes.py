@@ -1,7 +1,8 @@
 """``install(app)``: the web console, server-rendered, under ``/ui`` (the paths ``build_dashboard_url`` hands out).
 
     GET  /                                             to the console
-    GET  /login, POST /login                           sign in (password; SSO button when configured)
+    GET  /login, POST /login                           sign in (password; SSO button when configured); a
+                                                       rate-limited post gets the form back (429)
     POST /ui/logout                                    sign out
     GET  /ui, /ui/{org}/{env}                          to the first visible environment's workflows
     GET  /ui/{org}/{env}/workflows[/{name}]            POST .../workflows/{name}/run
@@ -25,6 +26,10 @@ from starlette.staticfiles import StaticFiles
 
 from testgate.web import artifacts, audit, auth, executions, once, routing, stream, testcases, tokens, workflows
 from testgate.web.pages import STATIC
+from testgate.web.session import LOGIN_PATH
+
+# What the rate limit answers a browser's form post with, by path, when its address is over the limit.
+LIMITED_PAGES = {LOGIN_PATH: auth.rate_limited}
 
 
 def install(app: FastAPI) -> once.Ledger:
