@@ -76,16 +76,24 @@ async def test_only_requests_presenting_a_credential_count_in_the_sign_in_bucket
     async with live_server(http=HttpSettings(rate_limit_auth="2/hour")) as live:
         views = [(await live.http.get("/login?next=%2Fui")).status_code for _ in range(5)]
         redirects = [(await live.http.get("/ui/acme/dev/workflows")).status_code for _ in range(3)]
-        authorize = [(await live.http.get("/oauth/authorize")).status_code for _ in range(3)]
         posts = [(await live.http.post("/login", data={"email": "a@example.com"})).status_code for _ in range(3)]
         guesses = [(await live.http.get("/setup?token=guess")).status_code for _ in range(2)]
 
     assert views == [200] * 5
     assert redirects == [303] * 3
-    assert 429 not in authorize
     assert 429 not in posts[:2]
     assert posts[2] == 429
     assert guesses == [429, 429]  # the link's one-time secret is in the query: a guess is a sign-in attempt
+
+
+async def test_an_authorization_request_counts_in_the_sign_in_bucket(live_server: Any) -> None:
+    """/oauth/authorize may fetch a client ID metadata document from a URL the caller names (CIMD): each
+    request is limited like a sign-in, so the server cannot be made to fetch at the address bucket's rate."""
+    async with live_server(http=HttpSettings(rate_limit_auth="2/hour")) as live:
+        tries = [(await live.http.get("/oauth/authorize")).status_code for _ in range(3)]
+
+    assert 429 not in tries[:2]
+    assert tries[2] == 429
 
 
 async def test_a_rate_limited_sign_in_form_post_gets_the_sign_in_page_saying_when_to_try_again(

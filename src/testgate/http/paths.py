@@ -6,8 +6,9 @@
     sign-in and tokens  /oauth/token, /oauth/authorize, /oauth/login, /oauth/register,
                         /oauth/revoke, /login, /setup, /invite                           stricter rate limit on
                         the requests presenting a credential: every POST, and the GETs of
-                        /setup and /invite (their one-time secret is in the query); not the
-                        GETs of /login and /oauth/authorize, which only show a form
+                        /setup and /invite (their one-time secret is in the query) and of
+                        /oauth/authorize (it may fetch a client's metadata document from a
+                        URL the caller names); not the GETs of /login, which only show a form
     open to any origin  /.well-known/..., /oauth/jwks.json, /oauth/token, /oauth/register,
                         /oauth/revoke                                                    CORS * (oauth.routes)
     probes              /healthz, /readyz                                                no Host check, no limit
@@ -38,7 +39,7 @@ SIGN_IN = frozenset(
         "/invite",
     }
 )
-SIGN_IN_FORMS = frozenset({"/login", "/oauth/authorize"})  # a GET shows a form and checks no secret
+SIGN_IN_FORMS = frozenset({"/login"})  # a GET shows a form, checks no secret and fetches nothing
 OPEN_ORIGIN = frozenset({"/oauth/jwks.json", "/oauth/token", "/oauth/register", "/oauth/revoke"})
 PROBES = frozenset({"/healthz", "/readyz"})
 METRICS = "/metrics"

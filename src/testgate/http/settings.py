@@ -53,7 +53,8 @@ class HttpSettings(BaseModel):
     rate_limit_address: str = Field(default="1200/minute", description="per source address; empty: off")
     rate_limit_auth: str = Field(
         default="20/minute",
-        description="per source address on sign-in attempts (posts to login and token endpoints, one-time links)",
+        description="per source address on sign-in attempts (posts to login and token endpoints, one-time "
+        "links, authorization requests)",
     )
     rate_limit_prefix: str = Field(
         default="testgate", pattern=r"^[A-Za-z0-9_.:-]{1,40}$", description="Redis key prefix (one per deployment)"
