@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -187,7 +188,7 @@ def test_a_url_setting_is_kept_without_the_spaces_around_it(monkeypatch: pytest.
     assert broker.get_secret_value() == "redis://r:6379/0"
 
 
-@pytest.mark.parametrize("broken", ["unreachable", "not-a-database"])
+@pytest.mark.parametrize("broken", ["unreachable", "not-a-database", "unknown-revision"])
 def test_a_database_that_cannot_be_used_is_one_line_naming_it_without_its_password(tmp_path: Path, broken: str) -> None:
     # README, exit codes: an error is shown in red with no traceback.
     data = tmp_path / "data"
@@ -196,9 +197,14 @@ def test_a_database_that_cannot_be_used_is_one_line_naming_it_without_its_passwo
     if broken == "unreachable":
         env["TESTGATE_DATABASE_URL"] = "postgresql://tg:hunter2-secret@127.0.0.1:1/nodb"
         where = "postgresql://tg:***@127.0.0.1:1/nodb"
-    else:
+    elif broken == "not-a-database":
         (data / "testgate.db").write_bytes(b"garbage, not SQLite" * 100)
         where = str(data / "testgate.db")
+    else:  # migrated by a newer testgate
+        with sqlite3.connect(data / "testgate.db") as db:
+            db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+            db.execute("INSERT INTO alembic_version VALUES ('ffffdeadbeef')")
+        where = "revision 'ffffdeadbeef', which this version of testgate does not know"
 
     for command in (["workflow", "list"], ["audit", "verify"]):
         result = CliRunner().invoke(app, command, env=env, catch_exceptions=False)

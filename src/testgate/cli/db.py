@@ -8,14 +8,13 @@ from collections.abc import Awaitable, Callable
 import typer
 from rich.markup import escape
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from testgate.cli import output
 from testgate.cli.params import DataDir, Target
 from testgate.config import Settings
 from testgate.oauth import keys
-from testgate.store.db import Database, create_engine
+from testgate.store.db import TROUBLE, Database, create_engine, unusable
 from testgate.store.migrate import current_revision, head_revision, upgrade
 
 app = typer.Typer(help="The database: migrations and the OAuth signing key.", no_args_is_help=True)
@@ -35,8 +34,10 @@ def _on_engine(settings: Settings, work: Callable[[AsyncEngine], Awaitable[str |
 
     try:
         return asyncio.run(go())
-    except (SQLAlchemyError, OSError) as exc:
-        output.err.print(f"[bold red]error:[/] the database at {escape(_where(settings))} failed: {escape(str(exc))}")
+    except TROUBLE as exc:
+        output.err.print(
+            f"[bold red]error:[/] {escape(unusable(settings.effective_database_url, exc))}", soft_wrap=True
+        )
         raise typer.Exit(1) from None
 
 

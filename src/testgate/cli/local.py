@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import typer
 from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
 
 from testgate import __version__
 from testgate.access.principal import local_owner
@@ -31,7 +30,7 @@ from testgate.operations.dispatch import dispatch
 from testgate.platform import tenancy
 from testgate.platform.context import Platform
 from testgate.runtime import bootstrap_default, open_platform
-from testgate.store.db import unusable
+from testgate.store.db import TROUBLE, unusable
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -90,7 +89,7 @@ async def connect(target: Target, *, executor: bool = False, yes: bool = False) 
         try:
             platform = await opened.enter_async_context(open_platform(settings, executor=executor))
             boot = await bootstrap_default(platform, issue_setup_token=False)
-        except (SQLAlchemyError, OSError) as exc:
+        except TROUBLE as exc:
             # Unreachable, refused, not a database: one line, as `testgate serve` says it, never a traceback.
             raise StorageUnavailable(unusable(settings.effective_database_url, exc)) from None
         org = target.organization or settings.default_organization

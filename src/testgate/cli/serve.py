@@ -187,14 +187,17 @@ def preflight(settings: Settings) -> None:
 
     from testgate.oauth import keys
     from testgate.store.db import Database, create_engine, unusable
-    from testgate.store.migrate import current_revision, head_revision
+    from testgate.store.migrate import UnknownRevision, current_revision, head_revision, known
 
     async def check() -> str | None:
         engine = create_engine(settings.effective_database_url)
         try:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-            if await current_revision(engine) != head_revision():
+            current = await current_revision(engine)
+            if current is not None and not known(current):
+                raise UnknownRevision(current)
+            if current != head_revision():
                 # A new database (its keys will use this server's secret), or one the lifespan is about to
                 # migrate: the table read here may not have its current shape yet.
                 return None
@@ -220,7 +223,7 @@ def preflight(settings: Settings) -> None:
             raise typer.Exit(2)
     try:
         problem = asyncio.run(check())
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, UnknownRevision) as exc:
         output.err.print(f"[red]error:[/] {escape(unusable(settings.effective_database_url, exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     if problem is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from mcp.server.stdio import stdio_server
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from testgate.access.principal import local_owner
 from testgate.config import Settings
@@ -20,7 +19,7 @@ from testgate.mcp.server import build_server
 from testgate.platform import tenancy
 from testgate.platform.context import Platform
 from testgate.runtime import bootstrap_default, open_platform
-from testgate.store.db import unusable
+from testgate.store.db import TROUBLE, unusable
 from testgate.store.tenancy import Environment, Organization
 
 
@@ -42,7 +41,7 @@ async def serve_stdio(settings: Settings, *, organization: str | None = None, en
     try:
         async with open_platform(chosen, executor=False) as platform:
             await _scope(platform, named=named)
-    except (SQLAlchemyError, OSError) as exc:
+    except TROUBLE as exc:
         raise StorageUnavailable(unusable(chosen.effective_database_url, exc)) from None
     # Claim stdin/stdout first, so nothing the platform starts (migrations, runners) can write to the wire.
     async with stdio_server() as (read, write), open_platform(chosen) as platform:

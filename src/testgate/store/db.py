@@ -15,7 +15,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.default import DefaultDialect
-from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -31,6 +31,7 @@ from testgate import jsontext
 from testgate.store import sqlite_cursor
 from testgate.store.changes import AccessVersion
 from testgate.store.direct import LATER, DirectWriter, Later, database_file
+from testgate.store.migrate import UnknownRevision
 from testgate.store.standing import StandingConnection
 
 T = TypeVar("T")
@@ -38,6 +39,10 @@ T = TypeVar("T")
 SQLITE_WAIT_SECONDS = 15.0
 _DURABILITY_SETTINGS = ("synchronous_commit", "fsync")
 _DURABILITY = text("SELECT " + ", ".join(f"current_setting('{name}')" for name in _DURABILITY_SETTINGS))
+
+
+# What opening a database can fail with that its user must be told in one line, not as a traceback.
+TROUBLE = (SQLAlchemyError, OSError, UnknownRevision)
 
 
 def unusable(url: str, exc: BaseException) -> str:

@@ -8,10 +8,29 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class UnknownRevision(Exception):
+    """The database's schema is at a revision this version of testgate does not have (a newer one migrated it)."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(
+            f"its schema is at revision {revision!r}, which this version of testgate does not know (a newer "
+            "version migrated it): run that version, or restore a backup taken before"
+        )
+
+
+def known(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's migrations."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def alembic_config() -> Config:
@@ -26,6 +45,9 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
     def run(connection: Connection) -> None:
         serialize_startup(connection)
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is not None and not known(current):
+            raise UnknownRevision(current)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
