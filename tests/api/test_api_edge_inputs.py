@@ -254,3 +254,19 @@ class _Idle:
 
     async def close(self) -> None:
         return None
+
+
+async def test_json_nested_past_the_parsers_depth_is_a_client_error_on_every_route(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # json.loads raises RecursionError, not ValueError, on such a body: it was a 500 and a logged traceback.
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    headers = {**admin, "Content-Type": "application/json"}
+
+    no_body = await client.post(f"{API}/executions/smoke%231/abort", content=deep, headers=headers)
+    read_by_hand = await client.post(f"{API}/workflows", content=deep, headers=headers)
+    revoke = await client.request("DELETE", f"{ORG}/tokens/01ARZ3NDEKTSV4RRFFQ69G5FAV", content=deep, headers=headers)
+
+    await _problem(no_body, 422, "takes no request body")
+    await _problem(read_by_hand, 400, "not valid JSON")
+    await _problem(revoke, 422, "takes no request body")

@@ -31,7 +31,7 @@ def json_object(data: bytes) -> dict[str, Any]:
     """``data`` parsed as a JSON object; 400 if it is not JSON or not an object."""
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth: not a body any route takes
         raise HTTPException(400, "the request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise HTTPException(400, "the request body must be a JSON object")
@@ -66,7 +66,7 @@ async def no_body(request: Request) -> None:
         return
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         value = data
     if value is None or value == {}:
         return
