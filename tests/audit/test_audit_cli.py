@@ -79,6 +79,31 @@ def test_an_export_over_a_world_readable_file_makes_it_owner_only(cli: AuditCli,
     assert "workflow.list" in target.read_text()
 
 
+def test_a_file_that_cannot_be_made_owner_only_ends_the_export_before_it_is_audited(
+    cli: AuditCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Someone else's file (writable to us, 0666) cannot be chmod-ed: EPERM. The export must stop before
+    # it is authorized and audited, with one line, and leave the file as it was.
+    cli.ok("workflow", "list")
+    target = tmp_path / "shared.jsonl"
+    target.write_text("theirs\n")
+
+    def refuse(fd: int, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.fchmod", refuse)
+    result = cli("audit", "export", "--file", str(target))
+    monkeypatch.undo()
+
+    assert result.exit_code == 1
+    assert "cannot write" in result.stderr
+    assert "Operation not permitted" in result.stderr
+    assert "Traceback" not in result.output
+    assert target.read_text() == "theirs\n"
+    actions = [e["action"] for e in cli.json("audit", "list")["events"]]
+    assert "audit.export" not in actions
+
+
 def test_audit_export_streams_json_lines_to_stdout(cli: AuditCli) -> None:
     cli.ok("workflow", "list")
     lines = cli.ok("audit", "export").stdout.splitlines()

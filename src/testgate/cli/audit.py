@@ -153,7 +153,10 @@ class _ExportFile:
         self._created = not os.path.lexists(self.file)
         try:
             self._fd = os.open(self.file, _EXPORT_FLAGS, 0o600)
+            if stat.S_ISREG(os.fstat(self._fd).st_mode):
+                os.fchmod(self._fd, 0o600)  # an existing file's looser bits too: the log holds what was done
         except OSError as exc:
+            self.__exit__()
             output.note(f"[bold red]error:[/] cannot write {escape(str(self.file))}: {escape(_why(exc))}")
             raise typer.Exit(1) from None
         return self
@@ -162,7 +165,6 @@ class _ExportFile:
         if self._fd < 0:
             return nullcontext(sys.stdout)
         if stat.S_ISREG(os.fstat(self._fd).st_mode):  # not /dev/null or a pipe: those cannot be truncated
-            os.fchmod(self._fd, 0o600)  # an existing file's looser bits too: the log holds what was done
             os.ftruncate(self._fd, 0)
         fd, self._fd, self._created = self._fd, -1, False
         return os.fdopen(fd, "w", encoding="utf-8", newline="")
