@@ -136,9 +136,10 @@ async def test_an_api_token_adds_existing_accounts_but_never_creates_one(
     with_link = await client.post(f"{ORG}/members", json={"email": "nia@acme.test"}, headers=owner_token)
     existing = await client.post(f"{ORG}/members", json={"email": "zoe@globex.test"}, headers=owner_token)
 
-    for refused in (with_password, with_link):
+    for refused, credential in ((with_password, "a password"), (with_link, "an invitation link")):
         assert refused.status_code == 403, refused.text
-        assert "tokens mint none" in refused.json()["detail"]
+        assert f"API tokens cannot give a person {credential}" in refused.json()["detail"]
+        assert "testgate member invite" in refused.json()["detail"]
     async with team.platform.db.session() as s:
         assert await s.scalar(select(User.id).where(User.email == "nia@acme.test")) is None
     assert existing.status_code == 201, existing.text

@@ -18,7 +18,7 @@ from testgate.operations.dispatch import dispatch
 from testgate.platform import tenancy
 from testgate.platform.context import Platform
 from testgate.store.base import utcnow
-from testgate.store.tenancy import User
+from testgate.store.tenancy import Membership, User
 
 from .conftest import Mint, People
 
@@ -133,18 +133,31 @@ async def _invite_from_globex(platform: Platform, email: str) -> Any:
 
 
 async def test_another_organization_cannot_take_over_a_pending_invitation(platform: Platform, team: People) -> None:
-    # A password-setting link is a credential for the whole account, and the account may hold other
-    # organizations: only an organization that is the account's only one may issue it.
+    # A password-setting link is a credential for the whole account: globex re-inviting acme's pending
+    # member got a fresh link, set the password and signed in to acme as them.
     invited = await team.call("ada@acme.test", "member.invite", {"email": "nia@acme.test"})
 
-    elsewhere = await _invite_from_globex(platform, "nia@acme.test")
+    with pytest.raises(Conflict, match="not yet accepted an invitation from another organization"):
+        await _invite_from_globex(platform, "nia@acme.test")
 
-    assert elsewhere.existing_user
-    assert elsewhere.invite_url is None
-    assert elsewhere.invite_expires_at is None
     async with platform.db.session() as s:  # acme's link still stands, and is still the only one
         user = await users.invited_user(s, _secret(invited.invite_url))
+        globex = await tenancy.organization_by_slug(s, "globex")
+        joined = await s.scalar(select(Membership.id).where(Membership.organization_id == globex.id))
     assert user.email == "nia@acme.test"
+    assert joined is None
+
+
+async def test_a_pending_invitation_of_another_organization_is_not_joined(platform: Platform, team: People) -> None:
+    # The other way round: globex invites first and keeps the link; had acme added the account, globex's
+    # link would set the password of an acme admin.
+    await _invite_from_globex(platform, "victim@corp.test")
+
+    with pytest.raises(Conflict, match="not yet accepted an invitation from another organization"):
+        await team.call("olive@acme.test", "member.invite", {"email": "victim@corp.test", "role": "admin"})
+
+    with pytest.raises(NotFound):
+        await team.call("olive@acme.test", "member.set_role", {"user": "victim@corp.test", "role": "member"})
 
 
 async def test_an_account_without_a_password_or_another_organization_gets_a_new_link(

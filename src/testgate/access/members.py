@@ -134,7 +134,8 @@ async def add(
 
     A new account gets ``password``, or, without one, a one-time invitation whose secret is returned
     once. An existing account keeps its password (giving one is a ``Conflict``); it gets a new invitation
-    only while it has no password and no other organization (``_may_invite``).
+    only while it has no password and no other organization (``_may_invite``). An account whose invitation
+    from another organization is still pending is not added (``Conflict``): its link would sign in here too.
     """
     _check_owner_change(actor, role)
     user = await users.by_email(session, email)
@@ -147,6 +148,13 @@ async def add(
         select(Membership.id).where(Membership.organization_id == org.id, Membership.user_id == user.id)
     ):
         raise Conflict(f"{user.email} is already a member of organization {org.slug!r}")
+    elif user.password_hash is None and user.invite_hash is not None:
+        # Whoever holds the pending link sets the password, and with it would get this organization's
+        # membership too: the other organization's admin could sign in here as this person.
+        raise Conflict(
+            f"{user.email} has not yet accepted an invitation from another organization; add them once they "
+            "have set their password"
+        )
     membership = Membership(organization_id=org.id, user_id=user.id, role=role.value)
     session.add(membership)
     await _write_grants(session, user, grants)

@@ -5,7 +5,8 @@
     DELETE /tokens/{id}           revoke_token
     POST   /tokens/{id}/rotate    rotate_token ({grace}) -> the new secret, once
     GET    /members               list_members (role)
-    POST   /members               invite_member -> 201 (with a one-time invitation link, once)
+    POST   /members               invite_member -> 201 (a person who has an account: tokens set no passwords
+                                  and get no invitation links; `testgate member invite` does)
     PATCH  /members/{user}        set_member_role and/or grant_member ({role, environments}): one operation each
     DELETE /members/{user}        remove_member
 
@@ -136,7 +137,8 @@ async def list_members(
     dependencies=[JSON_ONLY],
 )
 async def invite_member(request: Request, response: Response, call: Caller, body: InviteIn) -> Invited:
-    """Add a person with a role and environment permissions (an initial password, or an invitation link)."""
+    """Add a person who already has an account, with a role and environment permissions. A new person is
+    invited with `testgate member invite`: an API token gets no password or invitation link (403)."""
     invited = await dispatch_as(Invited, request, call, "member.invite", body.model_dump(exclude_unset=True))
     response.headers.update(NO_STORE)
     response.headers["Location"] = _location(call, "members", invited.member.user_id)

@@ -1,6 +1,7 @@
 """The invitation page: ``GET /invite?token=...`` shows a form, ``POST /invite`` sets the invited person's password.
 
-``member invite`` (CLI, REST, MCP) gives a new account no password but a one-time link, valid seven days.
+``testgate member invite`` gives a new account no password but a one-time link, valid seven days (REST and
+MCP callers add only people who already have an account: ``operations.members``).
 The form works like the first-owner setup page (``api.setup``): only with the link's secret, plus an
 anti-CSRF value bound to it; the page loads nothing, can't be framed, and its URL is never sent on as a
 Referer. Setting the password redeems the link exactly once and is audited (``auth.invite_accepted``) in

@@ -137,24 +137,24 @@ async def list_members(ctx: OpContext, args: ListMembersIn) -> MemberList:
     return MemberList(members=[MemberInfo.of(m, slugs) for m in found if args.role in (None, m.role.value)])
 
 
-def _check_credential(ctx: OpContext, handed_out: bool) -> None:
-    """``PermissionDenied`` if the call would hand a new account's password or invitation link to an API token
-    or an MCP client (the refusal rolls the whole call back).
+def _check_credential(ctx: OpContext, credential: str | None) -> None:
+    """``PermissionDenied`` if the call would set or hand out ``credential`` ("a password", "an invitation
+    link") for an API token or an MCP client (the refusal rolls the whole call back).
 
     Tokens mint no credentials: an account a token set up would outlive the token's revocation, as a
-    token minted by a token would. Nor do secrets go into a model's context.
+    token minted by a token would. Nor do secrets go into a model's context. So new accounts are invited
+    by a person with the CLI (``testgate member invite``), which runs as the local owner.
     """
-    if not handed_out:
+    if credential is None:
         return
     if ctx.principal.kind == "api_token":
         raise PermissionDenied(
-            "API tokens can add only people who already have an account: a new account's password or "
-            "invitation link is a credential, and tokens mint none; a person must invite them (testgate member invite)"
+            f"API tokens cannot give a person {credential}: that is a credential, and tokens mint none. A "
+            "token adds only people who already have an account; invite new people with `testgate member invite`"
         )
     if ctx.call.transport in MCP_TRANSPORTS:
         raise PermissionDenied(
-            "a new account's password or invitation link is not handed to MCP clients; invite with the CLI "
-            "or the REST API"
+            f"{credential} is not handed to MCP clients; invite new people with `testgate member invite`"
         )
 
 
@@ -171,9 +171,9 @@ def _check_credential(ctx: OpContext, handed_out: bool) -> None:
 async def invite_member(ctx: OpContext, args: InviteIn) -> Invited:
     """Add a person to the organization with a role and environment permissions. A new account gets the
     given initial password, or a one-time invitation link (valid seven days, shown once) to set one. Only
-    owners can add owners. API tokens and MCP clients can add only people who already have an account:
-    a password or an invitation link is a credential, and those are handed out to people only."""
-    _check_credential(ctx, args.password is not None)
+    owners can add owners. API tokens and MCP clients add only people who already have an account: a
+    password or an invitation link is a credential, and the CLI (testgate member invite) hands those out."""
+    _check_credential(ctx, "a password" if args.password is not None else None)
     grants, slugs = await _grants(ctx, dict(args.environments))
     added = await members.add(
         ctx.db,
@@ -185,7 +185,7 @@ async def invite_member(ctx: OpContext, args: InviteIn) -> Invited:
         grants=grants,
         password=args.password,
     )
-    _check_credential(ctx, added.invite is not None)
+    _check_credential(ctx, "an invitation link" if added.invite is not None else None)
     user = added.member.user
     ctx.touch("user", user.id, user.email)
     base = ctx.platform.settings.base_url
