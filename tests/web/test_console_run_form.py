@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from tests.web.conftest import MakeUser, SignIn, hidden
 
 from testgate.access.principal import Permission
@@ -28,31 +29,34 @@ spec:
 """
 
 
+@pytest.fixture
+async def run_form(
+    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn, platform: Platform, call: Call
+) -> str:
+    """The deploy workflow's page, as ada (run permission in dev) sees it."""
+    await dispatch(platform, call, "workflow.create", {"definition": PARAMETERS})
+    await make_user("ada@example.com", grants={"dev": Permission.RUN})
+    await signed_in(client, "ada@example.com")
+    return (await client.get("/ui/acme/dev/workflows/deploy")).text
+
+
 def _field(page: str, name: str) -> str:
     match = re.search(rf'<(?:input|select) name="{re.escape(name)}"[^>]*>', page)
     assert match, f"no field {name}"
     return match[0]
 
 
-async def test_a_parameter_without_a_default_is_a_required_field_of_the_run_form(
-    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn, platform: Platform, call: Call
-) -> None:
-    await dispatch(platform, call, "workflow.create", {"definition": PARAMETERS})
-    await make_user("ada@example.com", grants={"dev": Permission.RUN})
-    await signed_in(client, "ada@example.com")
-    page = (await client.get("/ui/acme/dev/workflows/deploy")).text
+async def test_a_parameter_without_a_default_is_a_required_field_of_the_run_form(run_form: str) -> None:
+    page = run_form
     for name in ("target", "password", "retries", "mode"):
         assert " required" in _field(page, f"config.{name}"), name
     assert " required" not in _field(page, "config.region")
 
 
 async def test_a_refused_run_shows_the_form_again_with_what_was_typed_but_secrets_and_each_fields_problem(
-    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn, platform: Platform, call: Call
+    client: httpx.AsyncClient, run_form: str, platform: Platform, call: Call
 ) -> None:
-    await dispatch(platform, call, "workflow.create", {"definition": PARAMETERS})
-    await make_user("ada@example.com", grants={"dev": Permission.RUN})
-    await signed_in(client, "ada@example.com")
-    form = (await client.get("/ui/acme/dev/workflows/deploy")).text
+    form = run_form
     typed = {
         "csrf": hidden(form, "csrf"),
         "config.target": "staging-7",
@@ -80,12 +84,9 @@ async def test_a_refused_run_shows_the_form_again_with_what_was_typed_but_secret
 
 
 async def test_tags_the_run_form_cannot_read_come_back_in_the_form_with_their_problem(
-    client: httpx.AsyncClient, make_user: MakeUser, signed_in: SignIn, platform: Platform, call: Call
+    client: httpx.AsyncClient, run_form: str
 ) -> None:
-    await dispatch(platform, call, "workflow.create", {"definition": PARAMETERS})
-    await make_user("ada@example.com", grants={"dev": Permission.RUN})
-    await signed_in(client, "ada@example.com")
-    form = (await client.get("/ui/acme/dev/workflows/deploy")).text
+    form = run_form
     typed = {"csrf": hidden(form, "csrf"), "config.target": "t", "config.password": "p", "config.retries": "1"}
     answer = await client.post("/ui/acme/dev/workflows/deploy/run", data=typed | {"tags": "nightly"})
     assert answer.status_code == 422
