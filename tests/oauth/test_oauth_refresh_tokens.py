@@ -151,3 +151,42 @@ async def test_revocation_answers_200_for_unknown_and_foreign_tokens_without_rev
     missing = await client.post("/oauth/revoke", data={"client_id": other})
     assert missing.status_code == 400
     assert missing.json()["error"] == "invalid_request"
+
+
+async def _as_owner(platform: Platform, name: str, args: dict[str, Any]) -> Any:
+    from testgate.access.principal import local_owner
+    from testgate.operations.context import Call
+    from testgate.operations.dispatch import dispatch
+    from testgate.platform import tenancy
+
+    async with platform.db.session() as session:
+        org = await tenancy.organization_by_slug(session, "acme")
+    return await dispatch(platform, Call(local_owner(org.id), "acme", None, confirm=_yes), name, args)
+
+
+async def _yes(message: str) -> Any:
+    return "explicit"
+
+
+@pytest.mark.parametrize("how", ["removed", "grant withdrawn"])
+async def test_taking_a_person_out_ends_their_oauth_grants_for_good(
+    flow: Any, client_id: str, platform: Platform, how: str
+) -> None:
+    # RFC 9700 §4.14.2 / SECURITY.md: a removed person's credentials end, as their API tokens do. A refresh
+    # token that only failed while they were out worked again once they were added back, and the
+    # remembered consent issued new codes without asking.
+    tokens = await flow.tokens(client_id)
+    if how == "removed":
+        await _as_owner(platform, "member.remove", {"user": "ada@example.com"})
+        await _as_owner(platform, "member.invite", {"email": "ada@example.com", "environments": {"dev": "run"}})
+    else:
+        await _as_owner(platform, "member.grant", {"user": "ada@example.com", "environments": {"dev": "none"}})
+        await _as_owner(platform, "member.grant", {"user": "ada@example.com", "environments": {"dev": "run"}})
+
+    assert await rejected(platform, tokens["access_token"])
+    refreshed = await flow.refresh(client_id, tokens["refresh_token"])
+    assert refreshed.status_code == 400
+    assert refreshed.json()["error"] == "invalid_grant"
+    page = await flow.authorize(flow.params(client_id))  # still signed in: consent is asked again
+    assert page.status_code == 200
+    assert 'name="decision"' in page.text

@@ -12,16 +12,17 @@ its creator's current role and grants at every use, so a demotion takes effect o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from testgate.access import tokens, users
 from testgate.access.principal import Permission, Principal, Role
 from testgate.errors import Conflict, NotFound, PermissionDenied
 from testgate.store.base import utcnow
+from testgate.store.oauth import Consent, RefreshToken, RevokedAccessToken
 from testgate.store.tenancy import Environment, EnvironmentGrant, Membership, Organization, User
 from testgate.store.tokens import ApiTokenRow
 
@@ -215,7 +216,38 @@ async def set_grants(
     if set(grants) - known:
         raise NotFound(f"environment(s) not found in organization {org.slug!r}")
     await _write_grants(session, member.user, grants)
+    await end_oauth_grants(session, member.user.id, [e for e, p in grants.items() if p == Permission.NONE])
     return await find(session, org, member.user.id)
+
+
+async def end_oauth_grants(session: AsyncSession, user_id: str, environment_ids: Sequence[str]) -> None:
+    """Revoke what OAuth gave the person in these environments: every refresh token (and the access token it
+    came with, deny-listed until it expires) and every remembered consent.
+
+    Removing a person, or their permission in an environment, must end their credentials there as it ends
+    their API tokens: a refresh token that merely failed while they were out would work again once they
+    were added back, stolen or not, and a remembered consent would issue new ones without asking.
+    """
+    if not environment_ids:
+        return
+    now = utcnow()
+    live = await session.scalars(
+        select(RefreshToken).where(
+            RefreshToken.user_id == user_id,
+            RefreshToken.environment_id.in_(environment_ids),
+            RefreshToken.revoked_at.is_(None),
+        )
+    )
+    for row in live:
+        row.revoked_at = now
+        if row.access_expires_at > now and await session.get(RevokedAccessToken, row.access_jti) is None:
+            session.add(RevokedAccessToken(jti=row.access_jti, expires_at=row.access_expires_at))
+    await session.execute(
+        update(Consent)
+        .where(Consent.user_id == user_id, Consent.environment_id.in_(environment_ids), Consent.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await session.flush()
 
 
 async def remove(session: AsyncSession, org: Organization, actor: Principal, ref: str) -> tuple[Member, int]:
@@ -229,6 +261,7 @@ async def remove(session: AsyncSession, org: Organization, actor: Principal, ref
             EnvironmentGrant.user_id == member.user.id, EnvironmentGrant.environment_id.in_(env_ids)
         )
     )
+    await end_oauth_grants(session, member.user.id, env_ids)
     owned = await session.scalars(
         select(ApiTokenRow).where(ApiTokenRow.organization_id == org.id, ApiTokenRow.created_by == member.user.id)
     )
