@@ -185,3 +185,39 @@ async def test_revoking_a_consent_revokes_its_tokens(flow: Any, client_id: str, 
     flow.sign_out()
     other = await flow.http.post(f"/oauth/consents/{consent.id}/revoke", data={"csrf": token})
     assert other.status_code == 401
+
+
+async def test_a_sign_in_is_audited_in_the_persons_own_organizations_not_the_one_the_request_names(
+    flow: Any, client_id: str, platform: Platform
+) -> None:
+    # A globex member signing in through an authorization request for acme's environment: their address,
+    # id and source address went into acme's audit log, and globex's showed nothing (a brute force on a
+    # globex account was invisible to globex's admins). An address nobody has goes to the default's.
+    from testgate.access.users import hash_password
+    from testgate.platform import tenancy
+    from testgate.store.tenancy import Membership
+
+    async with platform.db.session() as session:
+        globex = (await tenancy.bootstrap(session, "globex", "dev", issue_setup_token=False)).organization
+        boss = User(email="boss@globex.test", name="boss", password_hash=hash_password(PASSWORD))
+        session.add(boss)
+        await session.flush()
+        session.add(Membership(organization_id=globex.id, user_id=boss.id, role="owner"))
+        acme = await tenancy.organization_by_slug(session, "acme")
+
+    await sign_in(flow, client_id, "nobody@nowhere.test", "whatever")
+    await sign_in(flow, client_id, "boss@globex.test", "not the password")
+    await sign_in(flow, client_id, "boss@globex.test", PASSWORD)
+
+    async with platform.db.session() as session:
+        rows = await session.execute(
+            select(AuditEventRow.organization_id, AuditEventRow.actor_name, AuditEventRow.outcome)
+            .where(AuditEventRow.action == "oauth.login")
+            .order_by(AuditEventRow.id)
+        )
+        logins = [(org, name, outcome) for org, name, outcome in rows]
+    assert logins == [
+        (acme.id, "nobody@nowhere.test", "denied"),  # acme is this server's default organization
+        (globex.id, "boss@globex.test", "denied"),
+        (globex.id, "boss@globex.test", "allowed"),
+    ]

@@ -147,7 +147,7 @@ async def _audit_login(request: Request, auth: AuthorizationRequest, email: str,
     event = events.AuthEvent(
         "oauth.login",
         "allowed" if ok else "denied",
-        auth.organization.id,
+        None,  # a person's event: it goes to their own organizations, not the one the request names
         "user",
         user.id if isinstance(user, User) else None,
         email.strip().lower()[:320],
