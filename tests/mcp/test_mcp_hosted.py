@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -76,8 +77,16 @@ async def test_a_request_without_a_token_gets_401_with_the_resource_metadata(raw
     assert f'resource_metadata="http://127.0.0.1:8080{expected}"' in challenge
 
 
-async def test_an_invalid_token_gets_401_invalid_token_on_every_transport(raw: httpx.AsyncClient) -> None:
-    bad = {**ACCEPT, "Authorization": "Bearer tgp_not-a-real-token"}
+@pytest.mark.parametrize(
+    "token",
+    [
+        "tgp_not-a-real-token",
+        # a JWT whose header is JSON nested past the parser's depth: a RecursionError, not a ValueError
+        base64.urlsafe_b64encode(b"[" * 2000 + b"]" * 2000).decode().rstrip("=") + ".e30.c2ln",
+    ],
+)
+async def test_an_invalid_token_gets_401_invalid_token_on_every_transport(raw: httpx.AsyncClient, token: str) -> None:
+    bad = {**ACCEPT, "Authorization": f"Bearer {token}"}
     for path in (mcp_path(), "/organizations/acme/environments/dev/sse"):
         response = await raw.request("POST" if path.endswith("mcp") else "GET", path, json=INITIALIZE, headers=bad)
         assert response.status_code == 401, path

@@ -104,7 +104,7 @@ class DocumentServer:
 
 
 def document_app(server: DocumentServer) -> Starlette:
-    """Serves ``server.documents``, plus a redirecting and an oversized one."""
+    """Serves ``server.documents``, plus a redirecting, an oversized and a too deeply nested one."""
 
     async def document(request: Request) -> Response:
         path = request.url.path
@@ -112,6 +112,8 @@ def document_app(server: DocumentServer) -> Starlette:
             return RedirectResponse(server.url("/client.json"), status_code=302)
         if path == "/big.json":
             return Response(b"{" + b" " * (200 * 1024) + b"}", media_type="application/json")
+        if path == "/deep.json":  # 4 KB nested past json.loads' depth
+            return Response(b"[" * 2000 + b"]" * 2000, media_type="application/json")
         if path in server.documents:
             return JSONResponse(server.documents[path])
         return Response(status_code=404)

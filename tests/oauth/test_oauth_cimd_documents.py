@@ -46,6 +46,12 @@ async def test_an_oversized_document_is_refused(flow: Any, documents: Any) -> No
     assert "larger than" in response.text
 
 
+async def test_a_document_nested_past_the_parsers_depth_is_refused_not_a_500(flow: Any, documents: Any) -> None:
+    response = await flow.authorize(flow.params(documents.url("/deep.json")))
+    assert response.status_code == 400
+    assert "not JSON" in response.text
+
+
 # CIMD §4.1: the document's client_id MUST equal its URL; it MUST NOT carry a secret.
 async def test_a_document_naming_another_client_id_or_holding_a_secret_is_refused(flow: Any, documents: Any) -> None:
     documents.publish("/other.json", [CALLBACK])

@@ -104,3 +104,13 @@ async def test_a_registration_must_be_a_json_object_of_bounded_size(client: http
     assert (await client.post("/oauth/register", json=huge)).status_code == 400
     missing = await client.post("/oauth/register", json={"client_name": "no redirect"})
     assert missing.json()["error"] == "invalid_redirect_uri"
+
+
+# RFC 7591 §3.2.2: a request the server cannot use is invalid_client_metadata, never a 500.
+async def test_a_registration_nested_past_the_parsers_depth_is_invalid_client_metadata(
+    client: httpx.AsyncClient,
+) -> None:
+    body = '{"redirect_uris":' + "[" * 1000 + "]" * 1000 + "}"
+    response = await client.post("/oauth/register", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_client_metadata"

@@ -106,7 +106,7 @@ class Fetcher:
             raise FetchRefused("fetching the client metadata document timed out") from None
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser's depth counts as not JSON
             raise FetchRefused("the client metadata document is not JSON") from None
         if not isinstance(document, dict):
             raise FetchRefused("the client metadata document is not a JSON object")

@@ -90,7 +90,7 @@ def unverified_header(token: str) -> dict[str, Any]:
     segment = token.split(".", 1)[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Unauthenticated("the access token is malformed") from None
     if not isinstance(header, dict):
         raise Unauthenticated("the access token is malformed")

@@ -72,7 +72,7 @@ async def registration_endpoint(request: Request) -> JSONResponse:
         raise OAuthError("the registration request is too large", error="invalid_client_metadata")
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth counts as not JSON
         raise OAuthError("the registration request is not JSON", error="invalid_client_metadata") from None
     if not isinstance(document, dict):
         raise OAuthError("the registration request must be a JSON object", error="invalid_client_metadata")

@@ -135,7 +135,7 @@ async def _document(
         raise SsoRefused(f"the identity provider could not be reached ({type(exc).__name__})") from None
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise SsoRefused(f"the identity provider's answer from {url} is not JSON") from None
     if not isinstance(document, dict):
         raise SsoRefused(f"the identity provider's answer from {url} is not a JSON object")
