@@ -7,6 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from testgate.access.principal import Permission
+
+from .conftest import query_of
+
 CALLBACK = "http://127.0.0.1:3000/callback"
 
 
@@ -113,6 +117,23 @@ async def test_an_unknown_or_admin_scope_is_refused(flow: Any) -> None:
     client_id = await registered(flow)
     for scope in ("testgate:admin", "openid profile"):
         assert redirected_error(await flow.authorize(flow.params(client_id, scope=scope)))["error"] == "invalid_scope"
+
+
+# RFC 6749 §3.3: scopes nest (read < run < write); a client registered for write may ask for less, and a
+# person's earlier consent to write covers a later request for read.
+async def test_a_client_may_ask_for_less_than_it_registered_for(flow: Any, make_user: Any) -> None:
+    await make_user(grants={"dev": Permission.WRITE})
+    client_id = str((await flow.register(scope="testgate:write"))["client_id"])
+
+    tokens = await flow.tokens(client_id, scope="testgate:write")
+    narrower = await flow.authorize(flow.params(client_id, scope="testgate:read"))
+    wider = await flow.authorize(flow.params(client_id, scope="testgate:read testgate:write"))
+
+    assert tokens["scope"] == "testgate:write"
+    assert narrower.status_code == 302, narrower.text  # no consent page: writing covers reading
+    assert "code" in query_of(narrower.headers["location"])
+    assert wider.status_code == 302
+    assert "code" in query_of(wider.headers["location"])
 
 
 # RFC 6749 §4.1.2.1: response_type other than code.

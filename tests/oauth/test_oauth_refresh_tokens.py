@@ -53,6 +53,10 @@ async def test_a_refresh_rotates_the_refresh_token_and_keeps_the_scope(flow: Any
     wider = await flow.refresh(client_id, narrower.json()["refresh_token"], scope="testgate:write")
     assert wider.status_code == 400
     assert wider.json()["error"] == "invalid_scope"
+    # RFC 6749 §6: the successor refresh token keeps the scope it had; only the access token was narrowed.
+    again = await flow.refresh(client_id, narrower.json()["refresh_token"], scope="testgate:read testgate:run")
+    assert again.status_code == 200, again.text
+    assert again.json()["scope"] == first["scope"]
 
 
 # RFC 9700 §4.14.2: presenting a rotated-out refresh token revokes the whole family.

@@ -126,7 +126,7 @@ async def parse(db: Database, fetcher: Fetcher, settings: Settings, query: str) 
         wanted = scopes.parse(params.get("scope"))
     except scopes.UnknownScope as exc:
         raise refuse("invalid_scope", str(exc)) from None
-    if client.scope and not set(wanted) <= set(client.scope.split()):
+    if client.scope and not scopes.within(wanted, client.scope):
         raise refuse("invalid_scope", "the client did not register for that scope")
     resource = params.get("resource")
     if not resource:

@@ -29,7 +29,7 @@ async def covers(
 ) -> bool:
     """The person already allowed this client at least ``wanted`` in this environment."""
     row = await _row(session, user_id, client_pk, environment_id)
-    return row is not None and row.revoked_at is None and set(wanted) <= set(row.scope.split())
+    return row is not None and row.revoked_at is None and scopes.within(wanted, row.scope)
 
 
 async def grant(

@@ -59,8 +59,14 @@ async def issue(
     *,
     family_id: str,
     parent_id: str | None,
+    refresh_scope: str | None = None,
 ) -> Tokens:
-    """An access token and a refresh token for ``grant``, in ``family_id``."""
+    """An access token and a refresh token for ``grant``, in ``family_id``.
+
+    The refresh token holds ``refresh_scope`` (default: the grant's). A refresh that narrows the access
+    token's scope leaves its successor the scope it had: RFC 6749 §6, the new refresh token's scope "MUST be
+    identical to that of the refresh token included by the client".
+    """
     access = await jwt.issue(session, settings, grant)
     secret = generate()
     session.add(
@@ -73,7 +79,7 @@ async def issue(
             organization_id=grant.organization_id,
             environment_id=grant.environment_id,
             resource=grant.resource,
-            scope=grant.scope,
+            scope=refresh_scope or grant.scope,
             access_jti=access.jti,
             access_expires_at=access.expires_at,
             expires_at=utcnow() + timedelta(seconds=settings.oauth.refresh_token_ttl),
@@ -144,7 +150,7 @@ async def rotate(
             wanted = scopes.parse(scope)
         except scopes.UnknownScope as exc:
             return OAuthError(str(exc), error="invalid_scope")
-        if not set(wanted) <= set(row.scope.split()):
+        if not scopes.within(wanted, row.scope):
             return OAuthError("RFC 6749 §6: a refresh cannot add scopes", error="invalid_scope")
         granted = " ".join(wanted)
     claimed = await session.execute(

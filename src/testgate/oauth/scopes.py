@@ -44,6 +44,13 @@ def cap(scopes: tuple[str, ...] | str) -> Permission:
     return max((_CAPS[s] for s in names if s in _CAPS), default=Permission.NONE)
 
 
+def within(wanted: tuple[str, ...] | str, granted: tuple[str, ...] | str) -> bool:
+    """Whether ``wanted`` asks for no more than ``granted`` allows. Scopes nest, so a client registered for
+    (or a person who allowed, or a refresh token holding) ``testgate:write`` may ask for ``testgate:read``
+    alone (RFC 6749 §3.3, §6: least privilege)."""
+    return cap(wanted) <= cap(granted)
+
+
 def covering(permission: Permission) -> str | None:
     """The scope that allows ``permission``, or None when no scope can (admin)."""
     for name, granted in _CAPS.items():

@@ -89,7 +89,9 @@ async def refresh_tokens(
         await refresh.revoke_family(session, row.family_id)
         return OAuthError("the user no longer has access to this environment", error="invalid_grant")
     grant = Grant(row.user_id, client.client_id, row.organization_id, row.environment_id, row.resource, scope)
-    return await refresh.issue(session, settings, grant, client.id, family_id=row.family_id, parent_id=row.id)
+    return await refresh.issue(
+        session, settings, grant, client.id, family_id=row.family_id, parent_id=row.id, refresh_scope=row.scope
+    )
 
 
 async def token_endpoint(request: Request) -> JSONResponse:
