@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from testgate.access.principal import Permission
 
@@ -134,6 +135,27 @@ async def test_a_client_may_ask_for_less_than_it_registered_for(flow: Any, make_
     assert "code" in query_of(narrower.headers["location"])
     assert wider.status_code == 302
     assert "code" in query_of(wider.headers["location"])
+
+
+# RFC 9700 §4.11.2: anyone can register a client, so its web redirect URI is untrusted; an error found before
+# the person did anything is shown here, never sent on, or the server is an open redirector to any site.
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"response_type": None},  # no other parameter needed: the bare client id used to redirect
+        {"code_challenge": None},
+        {"scope": "testgate:admin"},
+        {"prompt": "none"},  # not signed in: login_required
+    ],
+)
+async def test_an_early_error_is_not_sent_on_to_a_web_redirect_uri(flow: Any, params: dict[str, Any]) -> None:
+    client_id = await registered(flow, redirect_uris=["https://evil.example/landing"])
+
+    response = await flow.authorize(flow.params(client_id, redirect_uri="https://evil.example/landing", **params))
+
+    assert response.status_code == 400, response.headers.get("location")
+    assert "location" not in response.headers
+    assert "evil.example" in response.text  # the person is told where the request came from
 
 
 # RFC 6749 §4.1.2.1: response_type other than code.

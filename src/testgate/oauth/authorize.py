@@ -110,8 +110,8 @@ async def parse(db: Database, fetcher: Fetcher, settings: Settings, query: str) 
         raise Untrusted("invalid_request", "the redirect_uri is not one the client registered")
     state = params.get("state")
 
-    def refuse(error: str, description: str) -> Redirected:
-        return Redirected(error_location(settings, redirect_uri, state, error, description))
+    def refuse(error: str, description: str) -> Redirected | Untrusted:
+        return early(settings, redirect_uri, state, error, description)
 
     if params.get("response_type") != "code":
         raise refuse("unsupported_response_type", "only response_type=code is supported")
@@ -150,6 +150,22 @@ def error_location(settings: Settings, redirect_uri: str, state: str | None, err
     """The redirect that tells the client ``error`` (RFC 6749 §4.1.2.1, with RFC 9207 ``iss``)."""
     params = {"error": error, "error_description": description, "state": state, "iss": issuer(settings)}
     return with_params(redirect_uri, params)
+
+
+def early(
+    settings: Settings, redirect_uri: str, state: str | None, error: str, description: str
+) -> Redirected | Untrusted:
+    """An error found before the person did anything with this request: for the client on its redirect URI
+    (RFC 6749 §4.1.2.1), unless that URI is a web address.
+
+    Anyone may register a client (DCR) or publish one (CIMD), so a web redirect URI is untrusted: sending
+    every error straight on would make this server an open redirector to any site (RFC 9700 §4.11.2). Such
+    errors are shown here instead. Loopback and private-use (app) URIs lead back to the person's own machine.
+    """
+    if urlsplit(redirect_uri).scheme == "https":
+        host = urlsplit(redirect_uri).hostname or "?"
+        return Untrusted(error, f"{description}. (The request came from an application at {host}.)")
+    return Redirected(error_location(settings, redirect_uri, state, error, description))
 
 
 def refusal(request: Request, settings: Settings, error: str, description: str) -> str:

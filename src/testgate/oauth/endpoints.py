@@ -67,6 +67,15 @@ async def _held(request: Request, auth: AuthorizationRequest, user: User) -> Per
         return await authorize.held_permission(session, user.id, auth.organization.id, auth.environment.id)
 
 
+def _early(request: Request, auth: AuthorizationRequest, error: str, description: str) -> Response:
+    """An error before the person did anything: redirected, or shown here for a web redirect URI."""
+    settings = platform_of(request).settings
+    refused = authorize.early(settings, auth.redirect_uri, auth.state, error, description)
+    if isinstance(refused, Untrusted):
+        return pages.error_page(400, refused.error, refused.description)
+    return _back(request, refused.location)
+
+
 def _back(request: Request, location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303 if request.method == "POST" else 302)
 
@@ -93,7 +102,7 @@ async def _decide(request: Request, key: bytes, auth: AuthorizationRequest, user
         if remembered:
             return await _code(request, auth, user, remember=False)
     if "none" in auth.prompt:
-        return _back(request, authorize.refusal(auth, settings, "consent_required", "consent is needed"))
+        return _early(request, auth, "consent_required", "consent is needed")
     return pages.consent_page(request, key, auth, user, held, settings.oauth.access_token_ttl)
 
 
@@ -106,8 +115,7 @@ async def authorize_get(request: Request) -> Response:
     user = await current_user(request, key)
     if user is None:
         if "none" in auth.prompt:
-            settings = platform_of(request).settings
-            return _back(request, authorize.refusal(auth, settings, "login_required", "sign-in is needed"))
+            return _early(request, auth, "login_required", "sign-in is needed")
         return pages.login_page(request, key, auth)
     return await _decide(request, key, auth, user)
 
