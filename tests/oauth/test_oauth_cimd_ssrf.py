@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from testgate.http.outbound import Outbound
-from testgate.oauth.cimd_fetch import Fetcher, FetchRefused
+from testgate.oauth.cimd_fetch import Fetcher, FetchRefused, forbidden
 
 CALLBACK = "http://127.0.0.1:3000/callback"
 
@@ -70,8 +70,9 @@ async def test_a_host_with_one_internal_address_among_public_ones_is_refused() -
 async def test_allowing_private_addresses_still_refuses_unspecified_and_multicast() -> None:
     for address in ("0.0.0.0", "ff02::1", "::ffff:0.0.0.0"):
         fetcher = Fetcher(Outbound(), allow_private=True, resolver=resolver({"agent.example": [address]}))
-        with pytest.raises(FetchRefused, match="unspecified or multicast"):
+        with pytest.raises(FetchRefused, match="forbidden address"):
             await fetcher.fetch("https://agent.example/client.json")
+        assert "unspecified or multicast" in (forbidden(address, allow_private=True) or "")
 
 
 # CIMD §3: the client id is an https URL with a path, and no fragment, credentials or dot segments.
@@ -112,6 +113,9 @@ async def test_authorize_refuses_an_ssrf_client_id_with_invalid_client(flow: Any
     assert "location" not in response.headers
     assert "invalid_client" in response.text
     assert "forbidden address" in response.text
+    # What the host resolves to stays in the server's log: the page must not map internal names.
+    for address in ("127.0.0.1", "169.254", "::1", "loopback address", "link-local address"):
+        assert address not in response.text.replace(client_id, "")
 
 
 # RFC 6749 §5.2: at the token endpoint the same client id is invalid_client (401).

@@ -19,12 +19,16 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
+import structlog
 
 from testgate.http.outbound import Outbound, pinned_url
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+log = structlog.get_logger("testgate.oauth")
 
 
 class FetchRefused(Exception):
@@ -123,7 +127,13 @@ class Fetcher:
         for address in addresses:
             reason = forbidden(address, allow_private=self.allow_private)
             if reason is not None:
-                raise FetchRefused(f"the client id host resolves to a forbidden address: {reason}")
+                # The address stays in the server's log: told to the caller, refusals would answer what
+                # internal names resolve to (a map of the network) for anyone who asks.
+                log.warning("client id host refused", host=host, reason=reason)
+                raise FetchRefused(
+                    "the client id host resolves to a forbidden address (one testgate never fetches from: "
+                    "loopback, private, link-local and the like)"
+                )
         return addresses[0]
 
     async def _get(self, url: str, address: str) -> bytes:
