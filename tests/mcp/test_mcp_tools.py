@@ -214,3 +214,29 @@ async def test_a_member_with_read_gets_permission_denied_from_run_workflow(conne
     assert not listed.is_error
     assert run.is_error
     assert text_of(run).startswith("permission_denied: run_workflow needs run permission; you have read")
+
+
+# MCP authorization, scope challenge handling: when the token's scope (not the person's role) denied the
+# call, say which scope to ask for; "ask an organization admin" sent an owner with a read-scoped token to
+# themselves.
+@pytest.mark.parametrize(
+    ("cap", "held", "advice"),
+    [
+        (Permission.READ, Permission.WRITE, "asking for the scope testgate:write"),
+        (Permission.WRITE, Permission.READ, "ask an organization admin"),  # the role denied: no step-up helps
+    ],
+)
+def test_a_denial_by_the_tokens_scope_says_which_scope_to_ask_for(
+    cap: Permission, held: Permission, advice: str
+) -> None:
+    from testgate.access.principal import Principal, Role
+    from testgate.errors import PermissionDenied
+    from testgate.mcp.results import failure
+    from testgate.mcp.tools import _step_up
+
+    person = Principal("oauth", "u1", "ada", "org", Role.MEMBER, grants={"env": held}, cap=cap, user_id="u1")
+    denied = PermissionDenied("create_workflow needs write permission", details={"required": "write"})
+
+    text = text_of(failure(denied, _step_up(person, denied)))
+
+    assert advice in text

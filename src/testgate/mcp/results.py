@@ -28,11 +28,12 @@ def success(output: BaseModel) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
-def failure(exc: TestgateError) -> CallToolResult:
-    """A domain error as a tool result with ``isError`` (MCP: tool errors are results, not protocol errors)."""
+def failure(exc: TestgateError, hint: str | None = None) -> CallToolResult:
+    """A domain error as a tool result with ``isError`` (MCP: tool errors are results, not protocol errors);
+    ``hint`` replaces the error code's usual advice when the caller knows better."""
     lines = [f"{exc.code}: {exc}"]
-    if exc.code in HINTS:
-        lines.append(HINTS[exc.code])
+    if hint or exc.code in HINTS:
+        lines.append(hint or HINTS[exc.code])
     return CallToolResult(content=[TextContent(type="text", text="\n".join(lines))], is_error=True)
 
 

@@ -26,11 +26,13 @@ from mcp_types import (
     ToolAnnotations,
 )
 
-from testgate.errors import TestgateError
+from testgate.access.principal import Principal
+from testgate.errors import PermissionDenied, TestgateError
 from testgate.mcp.caller import Caller, caller_of
 from testgate.mcp.confirm import DEFAULT_TIMEOUT, ConfirmationPending, Ledger, MemoryLedger, confirmer_for
 from testgate.mcp.hold import hold_of
 from testgate.mcp.results import failure, internal_error, success
+from testgate.oauth import scopes
 from testgate.operations.context import Call, Progress
 from testgate.operations.dispatch import dispatch
 from testgate.operations.registry import Operation, agent_tools
@@ -67,6 +69,18 @@ def progress_of(session: ServerSession) -> Progress:
         await session.report_progress(progress, total, message)
 
     return report
+
+
+def _step_up(principal: Principal, exc: PermissionDenied) -> str | None:
+    """Advice for a denial caused by an OAuth token's scope, not the person's role: ask for the scope again
+    (the MCP authorization spec's scope challenge; the account itself already holds enough)."""
+    scope = scopes.scope_for_denial(principal, exc.details)
+    if scope is None:
+        return None
+    return (
+        f"This OAuth token's scope stops short of it, though your account allows it: authorize this client "
+        f"again asking for the scope {scope}."
+    )
 
 
 class ToolCatalog:
@@ -111,6 +125,8 @@ class ToolCatalog:
             output = await dispatch(self._platform(), call, op.name, params.arguments or {})
         except ConfirmationPending as pending:
             return pending.result if pending.result is not None else failure(pending)
+        except PermissionDenied as exc:
+            return failure(exc, _step_up(call.principal, exc))
         except TestgateError as exc:
             return failure(exc)
         except Exception:
