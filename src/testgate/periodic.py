@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
+
+from testgate.store.db import UNREACHABLE
 
 log = structlog.get_logger("testgate.periodic")
 
@@ -17,7 +18,7 @@ async def repeat(name: str, work: Callable[[], Awaitable[object]], interval_seco
     while True:
         try:
             await work()
-        except (SQLAlchemyError, OSError):
+        except UNREACHABLE:
             # The database may be briefly unreachable; the server keeps serving and the next pass retries.
             log.exception("maintenance pass failed", task=name)
         await anyio.sleep(interval_seconds)

@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Mapping
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
 from testgate.errors import RunnerError
 from testgate.platform import executions
@@ -19,6 +18,7 @@ from testgate.platform.context import Platform
 from testgate.runner import state
 from testgate.runner.job import Job
 from testgate.runner.reconcile import new_runner_id, reconcile
+from testgate.store.db import UNREACHABLE
 
 log = structlog.get_logger("testgate.runner")
 
@@ -120,7 +120,7 @@ class LocalExecutor:
                 continue
             try:
                 aborts = await state.heartbeat(self.platform, list(self._jobs))
-            except SQLAlchemyError:
+            except UNREACHABLE:
                 # A busy or briefly unreachable store: the next beat tries again.
                 log.warning("runner heartbeat failed", runner_id=self.runner_id, exc_info=True)
                 continue

@@ -20,7 +20,6 @@ from typing import Literal
 
 import structlog
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from testgate.errors import InvalidInput, RunnerError
 from testgate.platform import spec as specs
@@ -29,6 +28,7 @@ from testgate.platform.logs import SYSTEM_STEP
 from testgate.runner import steps
 from testgate.runner.reconcile import STALE_HEARTBEATS, Candidate, fail
 from testgate.store.base import utcnow
+from testgate.store.db import UNREACHABLE
 from testgate.store.executions import ArtifactRow, ExecutionRow, LogLineRow, ResultRow, StepRow
 
 log = structlog.get_logger("testgate.runner")
@@ -166,6 +166,6 @@ async def run_reaper(platform: Platform, resend: Resend) -> None:
         await asyncio.sleep(platform.settings.runner.heartbeat_seconds)
         try:
             await sweep(platform, resend)
-        except SQLAlchemyError:
+        except UNREACHABLE:
             # A busy or briefly unreachable store: the next sweep tries again.
             log.warning("reaper sweep failed", exc_info=True)

@@ -38,7 +38,7 @@ from testgate.runner.reaper import is_lost, settle_lost
 from testgate.runner.reconcile import STALE_HEARTBEATS, Candidate, fail, new_runner_id
 from testgate.runtime import database_for
 from testgate.store.base import utcnow
-from testgate.store.db import create_engine
+from testgate.store.db import UNREACHABLE, create_engine
 from testgate.store.migrate import current_revision, head_revision
 
 log = structlog.get_logger("testgate.worker")
@@ -106,7 +106,7 @@ def worker_app(settings: Settings, name: str) -> Celery:
         process = _pool_process(settings, name)
         try:
             delay = process.attend(execution_id, sealed, box)
-        except SQLAlchemyError:
+        except UNREACHABLE:
             # The store is unreachable: acknowledging would lose the message, so look again later.
             log.warning("the store failed while taking an execution", execution_id=execution_id, exc_info=True)
             delay = defer_seconds(process.platform)
@@ -208,7 +208,7 @@ async def _beat(platform: Platform, job: Job) -> None:
         await asyncio.sleep(interval)
         try:
             stop = await state.heartbeat(platform, [job.execution_id], runner_id=job.runner_id)
-        except SQLAlchemyError:
+        except UNREACHABLE:
             # A busy or briefly unreachable store: the next beat tries again.
             log.warning("heartbeat failed", execution_id=job.execution_id, exc_info=True)
             continue

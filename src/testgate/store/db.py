@@ -41,8 +41,12 @@ _DURABILITY_SETTINGS = ("synchronous_commit", "fsync")
 _DURABILITY = text("SELECT " + ", ".join(f"current_setting('{name}')" for name in _DURABILITY_SETTINGS))
 
 
+# What a store call raises while the database is busy or unreachable: SQLAlchemy's errors, and the OS's own
+# (asyncpg raises ConnectionRefusedError, an OSError, when a new connection is refused). Loops that must
+# outlive an outage (heartbeats, the reaper, maintenance) catch these and try again.
+UNREACHABLE = (SQLAlchemyError, OSError)
 # What opening a database can fail with that its user must be told in one line, not as a traceback.
-TROUBLE = (SQLAlchemyError, OSError, UnknownRevision)
+TROUBLE = (*UNREACHABLE, UnknownRevision)
 
 
 def unusable(url: str, exc: BaseException) -> str:
