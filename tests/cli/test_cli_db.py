@@ -38,3 +38,22 @@ def test_a_data_directory_a_db_command_creates_is_its_owners_alone(cli) -> None:
     made = sorted(p.name for p in cli.data_dir.iterdir() if p.name.startswith("testgate.db"))
     assert "testgate.db" in made
     assert {name: stat.S_IMODE((cli.data_dir / name).stat().st_mode) for name in made} == dict.fromkeys(made, 0o600)
+
+
+def test_a_revision_of_a_newer_testgate_is_named_as_such_and_upgrade_refuses_it(cli) -> None:
+    # "behind head: run testgate db upgrade" was the advice, and the upgrade then refused.
+    import sqlite3
+
+    cli.data_dir.mkdir(parents=True)
+    with sqlite3.connect(cli.data_dir / "testgate.db") as db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        db.execute("INSERT INTO alembic_version VALUES ('zzzz9999')")
+
+    current = cli.ok("db", "current")
+    upgrade = cli("db", "upgrade")
+
+    assert current.stdout.strip() == (
+        f"zzzz9999 (unknown to this version, whose head is {head_revision()}: a newer testgate migrated it)"
+    )
+    assert upgrade.exit_code == 1
+    assert "which this version of testgate does not know" in upgrade.stderr

@@ -15,7 +15,7 @@ from testgate.cli.params import DataDir, Target
 from testgate.config import Settings
 from testgate.oauth import keys
 from testgate.store.db import TROUBLE, Database, create_engine, unusable
-from testgate.store.migrate import current_revision, head_revision, upgrade
+from testgate.store.migrate import current_revision, head_revision, known, upgrade
 
 app = typer.Typer(help="The database: migrations and the OAuth signing key.", no_args_is_help=True)
 
@@ -45,7 +45,11 @@ def _describe(revision: str | None) -> str:
     head = head_revision()
     if revision is None:
         return f"empty (no migrations applied; head is {head})"
-    return f"{revision} (head)" if revision == head else f"{revision} (behind head {head}: run testgate db upgrade)"
+    if revision == head:
+        return f"{revision} (head)"
+    if not known(revision):
+        return f"{revision} (unknown to this version, whose head is {head}: a newer testgate migrated it)"
+    return f"{revision} (behind head {head}: run testgate db upgrade)"
 
 
 @app.command("upgrade")
