@@ -347,3 +347,15 @@ def test_the_preflight_makes_the_data_directory_owner_only(tmp_path: Path) -> No
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "data" / "artifacts").stat().st_mode) == 0o700
+
+
+def test_a_stopping_server_gives_open_requests_a_bounded_grace(tmp_path: Path) -> None:
+    # A long poll (up to 900 s) or a followed log held a stopping replica open until it ended.
+    from testgate.cli.serve import uvicorn_options
+    from testgate.config import Settings
+
+    default = uvicorn_options(Settings(data_dir=tmp_path))
+    chosen = uvicorn_options(Settings(data_dir=tmp_path, http={"shutdown_grace": 5}))
+
+    assert default["timeout_graceful_shutdown"] == 30
+    assert chosen["timeout_graceful_shutdown"] == 5

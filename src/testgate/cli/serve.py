@@ -61,10 +61,13 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
     uvicorn's own access log stays off: it writes the request line as it came, query string included
     (a one-time setup token, an OAuth authorization code). The front door logs every request without its
-    query (``http.accesslog``).
+    query (``http.accesslog``). On SIGTERM open requests get ``shutdown_grace`` seconds, then are closed.
     """
     http = settings.http
     options: dict[str, Any] = {"proxy_headers": False, "server_header": False, "access_log": False}
+    # A long poll (wait_for_executions, up to 900 s) or a followed log held a stopping replica open until it
+    # ended: a rolling restart could wait an hour a replica, and orchestrators kill what does not stop.
+    options["timeout_graceful_shutdown"] = http.shutdown_grace
     if http.tls_cert is not None:
         options["ssl_certfile"] = str(http.tls_cert)
         options["ssl_keyfile"] = str(http.tls_key) if http.tls_key is not None else None

@@ -49,6 +49,12 @@ class HttpSettings(BaseModel):
     request_timeout: float = Field(
         default=60.0, ge=0, description="seconds until a response must start; 0: no limit (streams are exempt)"
     )
+    shutdown_grace: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="seconds a stopping server lets open requests finish (waits, log streams) before closing them",
+    )
     rate_limit: str = Field(default="600/minute", description="per principal (bearer token); empty: off")
     rate_limit_address: str = Field(default="1200/minute", description="per source address; empty: off")
     rate_limit_auth: str = Field(
