@@ -73,7 +73,7 @@ async def test_a_crash_on_an_mcp_endpoint_is_json_rpc_internal_error_audited_and
     live_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken(*args: Any, **kwargs: Any) -> Any:
-        raise ConnectionError("database at 10.0.0.5 refused")
+        raise RuntimeError("the verifier broke near 10.0.0.5")
 
     async with live_server() as live:
         token = await live.token()
@@ -95,4 +95,41 @@ async def test_a_crash_on_an_mcp_endpoint_is_json_rpc_internal_error_audited_and
     assert "mcp-session-id" in after.headers
     [event] = panics
     assert (event.transport, event.request_id, event.actor_type) == ("mcp-http", "crash-mcp-1", "anonymous")
-    assert event.reason == "internal error (ConnectionError)"
+    assert event.reason == "internal error (RuntimeError)"
+
+
+async def test_an_unreachable_database_is_a_503_to_retry_not_a_panic(
+    live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncpg raises ConnectionRefusedError while PostgreSQL is down: every call was a 500 "panic" with a
+    # stack trace and testgate_panics_total rose, paging people as if the code had crashed.
+    from testgate.http import metrics
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionRefusedError(111, "Connect call failed ('10.0.0.5', 5432)")
+
+    async with live_server() as live:
+        token = await live.token()
+        before = metrics.PANICS._value.get()
+        monkeypatch.setattr(guard, "verify_bearer", refused)
+        with structlog.testing.capture_logs() as logged:
+            mcp = await live.http.post(MCP, json=INITIALIZE, headers={**JSON, "Authorization": f"Bearer {token}"})
+        monkeypatch.undo()
+        monkeypatch.setitem(
+            registry._REGISTRY, "label.list", dataclasses.replace(registry.get("label.list"), handler=refused)
+        )
+        rest = await live.http.get(LABELS, headers={"Authorization": f"Bearer {token}"})
+        monkeypatch.undo()
+        after = await live.http.get(LABELS, headers={"Authorization": f"Bearer {token}"})
+        panics = await _panics(live)
+
+    assert rest.status_code == 503, rest.text
+    assert rest.headers["content-type"] == "application/problem+json"
+    assert "database is unreachable" in rest.json()["detail"]
+    assert mcp.status_code == 503
+    assert mcp.json()["error"]["message"].startswith("the database is unreachable")
+    assert "10.0.0.5" not in rest.text + mcp.text
+    assert after.status_code == 200
+    assert panics == []
+    assert metrics.PANICS._value.get() == before
+    assert [e["event"] for e in logged if e["log_level"] == "error"] == []

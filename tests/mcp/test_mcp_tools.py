@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -240,3 +241,18 @@ def test_a_denial_by_the_tokens_scope_says_which_scope_to_ask_for(
     text = text_of(failure(denied, _step_up(person, denied)))
 
     assert advice in text
+
+
+async def test_a_tool_call_while_the_database_is_unreachable_is_a_result_to_retry_not_a_crash(
+    connect: Any, admin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refused(ctx: OpContext, args: Any) -> Any:
+        raise ConnectionRefusedError(111, "Connect call failed ('10.0.0.5', 5432)")
+
+    async with connect(admin) as client:
+        monkeypatch.setitem(reg._REGISTRY, "label.list", dataclasses.replace(reg.get("label.list"), handler=refused))
+        result = await client.call_tool("list_labels", {})
+
+    assert result.is_error
+    assert "the database is unreachable; try the call again shortly" in text_of(result)
+    assert "10.0.0.5" not in text_of(result)

@@ -5,6 +5,9 @@ the exception text). The log line carries the stack. The audit event (action ``h
 ``error``) is written in a transaction of its own, to the chain of the organization the path names (else
 the default organization). The process keeps serving: nothing here is fatal. A response already started
 cannot be replaced; then the connection is left for the server to close, and the log and audit still happen.
+
+An error that says the database is unreachable is no panic: 503 (retry later), a warning, and no audit
+event, whose write would wait on the same database.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from testgate.http.request_id import scope_request_id
 from testgate.mcp.caller import SCOPE_KEY, Caller
 from testgate.platform import tenancy
 from testgate.platform.context import Platform
+from testgate.store.db import database_down
 
 log = structlog.get_logger("testgate.http")
 
@@ -54,12 +58,27 @@ class PanicGuard:
             log.info("client went away mid-request", path=scope["path"])
         except Exception as exc:
             request_id = scope_request_id(scope)
+            if (cause := database_down(exc)) is not None:
+                await self._unavailable(scope, receive, send, progress.status, request_id, cause)
+                return
             log.error("unhandled error", request_id=request_id, path=scope["path"], exc_info=exc)
             metrics.PANICS.inc()
             if not progress.status:
                 detail = f"an unexpected error occurred; quote request id {request_id} when reporting it"
                 await replies.refusal(scope, 500, "internal-error", "Internal error", detail)(scope, receive, send)
             await self._audit(scope, exc, request_id)
+
+    async def _unavailable(
+        self, scope: Scope, receive: Receive, send: Send, started: int | None, request_id: str, cause: BaseException
+    ) -> None:
+        """The database is unreachable: 503 (retry later), a warning without a stack, no panic and no audit
+        event (its write would wait on the same database; /readyz says the replica is not ready)."""
+        reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        log.warning("the database is unreachable", request_id=request_id, path=scope["path"], error=reason)
+        if not started:
+            detail = f"the database is unreachable; try again shortly (request id {request_id})"
+            reply = replies.refusal(scope, 503, "database-unavailable", "Database unavailable", detail)
+            await reply(scope, receive, send)
 
     async def _audit(self, scope: Scope, exc: BaseException, request_id: str) -> None:
         platform = self.platform()

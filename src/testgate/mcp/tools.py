@@ -27,7 +27,7 @@ from mcp_types import (
 )
 
 from testgate.access.principal import Principal
-from testgate.errors import PermissionDenied, TestgateError
+from testgate.errors import PermissionDenied, StorageUnavailable, TestgateError
 from testgate.mcp.caller import Caller, caller_of
 from testgate.mcp.confirm import DEFAULT_TIMEOUT, ConfirmationPending, Ledger, MemoryLedger, confirmer_for
 from testgate.mcp.hold import hold_of
@@ -37,6 +37,7 @@ from testgate.operations.context import Call, Progress
 from testgate.operations.dispatch import dispatch
 from testgate.operations.registry import Operation, agent_tools
 from testgate.platform.context import Platform
+from testgate.store.db import database_down
 
 log = structlog.get_logger("testgate.mcp")
 
@@ -129,7 +130,10 @@ class ToolCatalog:
             return failure(exc, _step_up(call.principal, exc))
         except TestgateError as exc:
             return failure(exc)
-        except Exception:
+        except Exception as exc:
+            if (cause := database_down(exc)) is not None:  # no crash: the agent may try again shortly
+                log.warning("the database is unreachable", tool=op.tool, request_id=call.request_id, error=str(cause))
+                return failure(StorageUnavailable("the database is unreachable; try the call again shortly"))
             log.exception("tool call crashed", tool=op.tool, request_id=call.request_id)
             raise internal_error(call.request_id) from None
         return success(output)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +16,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.default import DefaultDialect
-from sqlalchemy.exc import InvalidatePoolError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InvalidatePoolError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -47,6 +48,19 @@ _DURABILITY = text("SELECT " + ", ".join(f"current_setting('{name}')" for name i
 UNREACHABLE = (SQLAlchemyError, OSError)
 # What opening a database can fail with that its user must be told in one line, not as a traceback.
 TROUBLE = (*UNREACHABLE, UnknownRevision)
+
+
+def database_down(exc: BaseException) -> BaseException | None:
+    """The error that says the database could not be reached or used just now, if ``exc`` is (or holds) one:
+    a refused, reset or timed-out connection (asyncpg raises the OS's own), SQLAlchemy's OperationalError or
+    InterfaceError (a lost connection, a locked SQLite file), a connection invalidated mid-statement."""
+    if isinstance(exc, BaseExceptionGroup):
+        return next((found for inner in exc.exceptions if (found := database_down(inner)) is not None), None)
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | socket.gaierror):
+        return exc  # not any OSError: a missing artifact file is no database outage
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return exc
+    return None
 
 
 def unusable(url: str, exc: BaseException) -> str:
