@@ -56,16 +56,18 @@ async def test_unknown_nonces_redeem_nothing(ledgers: tuple[Ledger, Ledger]) -> 
 
 
 @pytest.mark.redis
-async def test_redis_keys_hold_a_hash_of_the_nonce_never_the_nonce() -> None:
+async def test_redis_keys_hold_a_hash_of_the_nonce_never_the_nonce_under_the_deployments_prefix() -> None:
+    # docs: TESTGATE_HTTP__RATE_LIMIT_PREFIX is the Redis key prefix of one deployment sharing a Redis; the
+    # confirmation keys ignored it (testgate:mcp-confirm:…), so per-deployment ACLs or clean-up missed them.
     require_redis()
     from redis.asyncio import Redis
 
-    ledger = RedisLedger(REDIS, ttl=30)
+    ledger = RedisLedger(REDIS, ttl=30, prefix="deploy-7")
     client = Redis.from_url(REDIS)
     try:
         nonce = await ledger.issue("binding")
-        keys = [k.decode() async for k in client.scan_iter(match=RedisLedger.PREFIX + "*")]
-        assert keys
+        keys = [k.decode() async for k in client.scan_iter(match="deploy-7:mcp-confirm:*")]
+        assert len(keys) == 1
         assert all(nonce not in k for k in keys)
         assert await ledger.redeem(nonce, "binding") is True
     finally:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 from tests.conftest import require_redis
@@ -215,3 +216,22 @@ async def test_a_spent_value_in_memory_is_refused_until_it_expires_and_can_be_gi
 def _browser(app: FastAPI) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 50000))
     return httpx.AsyncClient(transport=transport, base_url=BASE)
+
+
+@pytest.mark.redis
+async def test_spent_form_keys_live_under_the_deployments_redis_prefix() -> None:
+    # TESTGATE_HTTP__RATE_LIMIT_PREFIX names one deployment's keys in a shared Redis.
+    require_redis()
+    from redis.asyncio import Redis
+
+    from testgate.web.once import RedisLedger
+
+    ledger = RedisLedger(REDIS, prefix="deploy-7")
+    client = Redis.from_url(REDIS)
+    try:
+        assert await ledger.spend("a-hash", ttl=30) is True
+        assert await client.exists("deploy-7:console-once:a-hash") == 1
+    finally:
+        await client.delete("deploy-7:console-once:a-hash")
+        await client.aclose()
+        await ledger.close()

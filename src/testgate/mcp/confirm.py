@@ -109,16 +109,15 @@ class RedisLedger:
     never run on an answer that could not be checked.
     """
 
-    PREFIX = "testgate:mcp-confirm:"
-
-    def __init__(self, url: str, ttl: float = 600.0, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, ttl: float = 600.0, timeout: float = 2.0, prefix: str = "testgate") -> None:
         from redis.asyncio import Redis
 
+        self._prefix = f"{prefix}:mcp-confirm:"  # TESTGATE_HTTP__RATE_LIMIT_PREFIX: one per deployment
         self._ttl = max(1, math.ceil(ttl))
         self._redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
     def _key(self, nonce: str) -> str:
-        return self.PREFIX + hashlib.sha256(nonce.encode()).hexdigest()
+        return self._prefix + hashlib.sha256(nonce.encode()).hexdigest()
 
     async def issue(self, binding: str) -> str:
         nonce = secrets.token_urlsafe(24)
@@ -148,9 +147,9 @@ class RedisLedger:
 Ledger = MemoryLedger | RedisLedger
 
 
-def ledger_for(redis_url: str | None, ttl: float) -> Ledger:
-    """Redis when replicas share one (``TESTGATE_REDIS_URL``), else this process's memory."""
-    return RedisLedger(redis_url, ttl) if redis_url else MemoryLedger(ttl)
+def ledger_for(redis_url: str | None, ttl: float, prefix: str = "testgate") -> Ledger:
+    """Redis when replicas share one (``TESTGATE_REDIS_URL``; keys under ``prefix``), else this process's memory."""
+    return RedisLedger(redis_url, ttl, prefix=prefix) if redis_url else MemoryLedger(ttl)
 
 
 def can_elicit(capabilities: ClientCapabilities | None) -> bool:

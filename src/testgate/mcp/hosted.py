@@ -44,7 +44,7 @@ class HostedMCP:
         state_keys: Sequence[bytes | str] | None = None,
         confirm_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.ledger = ledger_for(settings.shared_redis_url, STATE_TTL)
+        self.ledger = ledger_for(settings.shared_redis_url, STATE_TTL, settings.http.rate_limit_prefix)
         self.server: Server[Any] = build_server(
             platform, state_keys=state_keys, confirm_timeout=confirm_timeout, ledger=self.ledger
         )

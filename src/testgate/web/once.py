@@ -40,7 +40,6 @@ from testgate.errors import TestgateError
 log = structlog.get_logger("testgate.web")
 
 CAPACITY = 100_000
-PREFIX = "testgate:console-once:"
 
 
 class Unavailable(TestgateError):
@@ -86,12 +85,13 @@ class MemoryLedger:
 class RedisLedger:
     """Spent keys in Redis: ``SET NX`` lets exactly one post spend a key, whichever replica it reaches."""
 
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, timeout: float = 2.0, prefix: str = "testgate") -> None:
+        self._prefix = f"{prefix}:console-once:"  # TESTGATE_HTTP__RATE_LIMIT_PREFIX: one per deployment
         self._redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
     async def spend(self, key: str, ttl: int) -> bool:
         try:
-            return bool(await self._redis.set(PREFIX + key, b"1", nx=True, ex=max(1, ttl)))
+            return bool(await self._redis.set(self._prefix + key, b"1", nx=True, ex=max(1, ttl)))
         except RedisError as exc:
             raise Unavailable(
                 f"this form could not be checked against being sent twice (shared state unavailable: "
@@ -100,7 +100,7 @@ class RedisLedger:
 
     async def release(self, key: str) -> None:
         try:
-            await self._redis.delete(PREFIX + key)
+            await self._redis.delete(self._prefix + key)
         except RedisError as exc:  # the form stays spent: sending it again says so, nothing is made twice
             log.warning("could not release a single-use form", error=type(exc).__name__)
 
@@ -108,9 +108,9 @@ class RedisLedger:
         await self._redis.aclose()
 
 
-def ledger_for(redis_url: str | None) -> Ledger:
-    """Redis when replicas share one, else this process's memory."""
-    return RedisLedger(redis_url) if redis_url else MemoryLedger()
+def ledger_for(redis_url: str | None, prefix: str = "testgate") -> Ledger:
+    """Redis when replicas share one (keys under ``prefix``), else this process's memory."""
+    return RedisLedger(redis_url, prefix=prefix) if redis_url else MemoryLedger()
 
 
 @asynccontextmanager

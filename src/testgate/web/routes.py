@@ -38,7 +38,8 @@ def install(app: FastAPI) -> once.Ledger:
 
     Returns the ledger of single-use forms (``web.once``) for the application's lifespan to close.
     """
-    ledger = app.state.console_forms = once.ledger_for(app.state.settings.shared_redis_url)
+    settings = app.state.settings
+    ledger = app.state.console_forms = once.ledger_for(settings.shared_redis_url, settings.http.rate_limit_prefix)
     app.mount(STATIC, StaticFiles(packages=[("testgate", "web/static")]), name="console-static")
     for module in (auth, workflows, executions, stream, artifacts, testcases, tokens, audit):
         app.include_router(module.router)
