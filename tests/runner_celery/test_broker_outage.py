@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.runner_celery.conftest import create_execution
 
 from testgate.config import CelerySettings
-from testgate.errors import RunnerError
+from testgate.errors import InvalidInput, RunnerError
 from testgate.platform.context import Platform
 from testgate.runner.distributed import CeleryExecutor
 from testgate.store.executions import ExecutionRow, LogLineRow, StepRow
@@ -96,12 +96,14 @@ async def test_an_execution_targeting_more_labels_than_a_worker_can_have_fails_a
     match = {f"k{i}": "v" for i in range(5)}
     created = await create_execution(platform, STEPS, target={"match": match})
 
-    with pytest.raises(RunnerError, match="at most 4"):
+    with pytest.raises(InvalidInput, match="target cannot be run") as refused:  # a 422, not a 503 to retry
         await down.submit(created.row.id, {})
 
+    assert "at most 4" in str(refused.value)
     row, _, _ = await stored(platform, created.row.id)
     assert row.status == "failed"
-    assert row.reason.startswith("the execution cannot be routed to a worker: target.match names 5 labels")
+    assert row.reason.startswith("the execution cannot be routed to a worker: this workflow's target cannot be run")
+    assert "spec.target.match: names 5 labels" in row.reason
     assert row.queue is None
 
 

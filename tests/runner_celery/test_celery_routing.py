@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from testgate.config import CelerySettings, Settings
-from testgate.errors import RunnerError
+from testgate.errors import InvalidInput, RunnerError
 from testgate.runner.celery_app import (
     KEY_FILE,
     MAX_QUEUE_NAME,
@@ -71,8 +71,11 @@ def test_a_target_longer_than_an_amqp_name_gets_a_digest_both_sides_agree_on() -
 def test_labels_that_could_route_ambiguously_are_refused(labels: dict[str, str], message: str) -> None:
     with pytest.raises(RunnerError, match=message):
         worker_queues("tg", labels)
-    with pytest.raises(RunnerError, match=message):
+    # A workflow's target no worker could take is its author's to fix: invalid input (422), not a 503 to retry.
+    with pytest.raises(InvalidInput) as refused:
         target_queue("tg", labels)
+    assert [e.path for e in refused.value.errors] == ["spec.target.match"]
+    assert message in refused.value.errors[0].message
 
 
 def test_worker_labels_parse_from_key_value_options() -> None:

@@ -26,7 +26,7 @@ from celery import Celery
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from testgate.config import Settings
-from testgate.errors import RunnerError
+from testgate.errors import FieldError, InvalidInput, RunnerError
 
 TASK = "testgate.run_execution"
 MAX_LABELS = 4
@@ -60,12 +60,22 @@ def label_queue(prefix: str, labels: Mapping[str, str]) -> str:
 
 
 def target_queue(prefix: str, match: Mapping[str, str]) -> str:
-    """Where an execution targeting ``match`` waits for a worker."""
+    """Where an execution targeting ``match`` waits for a worker.
+
+    A target no worker can ever take is the workflow's fault, not the runner's: ``InvalidInput`` (a 422
+    that names the field, not a 503 a client would retry).
+    """
     if not match:
         return default_queue(prefix)
-    check_labels(match, "target.match")
+    try:
+        check_labels(match, "target.match")
+    except RunnerError as exc:
+        raise InvalidInput(
+            "this workflow's target cannot be run", errors=[FieldError("spec.target.match", str(exc))]
+        ) from None
     if len(match) > MAX_LABELS:
-        raise RunnerError(f"target.match names {len(match)} labels; a worker advertises at most {MAX_LABELS}")
+        why = f"names {len(match)} labels; a worker advertises at most {MAX_LABELS}, so none could take it"
+        raise InvalidInput("this workflow's target cannot be run", errors=[FieldError("spec.target.match", why)])
     return label_queue(prefix, match)
 
 

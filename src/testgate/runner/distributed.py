@@ -56,8 +56,8 @@ class CeleryExecutor:
             raise RunnerError(f"execution {execution_id!r} is not queued")
         try:
             queue = route(self.platform.settings.celery.queue_prefix, row)
-        except RunnerError as exc:
-            await self._refuse(row, f"the execution cannot be routed to a worker: {exc.message}")
+        except (RunnerError, InvalidInput) as exc:  # InvalidInput: a target no worker could ever take (422)
+            await self._refuse(row, f"the execution cannot be routed to a worker: {' '.join(str(exc).split())}")
             raise
         if not await _mark_sent(self.platform, execution_id, queue):
             raise RunnerError(f"execution {execution_id!r} is not queued")
