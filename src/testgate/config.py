@@ -213,7 +213,8 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=180, ge=1, le=36500, description="older audit events are purged")
     audit_file: Path | None = Field(default=None, description="append every audit event here as JSON lines (0600)")
     log_format: Literal["auto", "json", "console"] = Field(
-        default="auto", description="auto: console on a TTY, else JSON"
+        default="auto",
+        description="auto: console on a TTY, else JSON (every line, the start banner and setup link included)",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING, ERROR")
     runner: RunnerSettings = Field(default_factory=RunnerSettings)

@@ -11,12 +11,21 @@ import structlog
 from testgate.audit.redaction import redact_event
 
 
+def writes_json(fmt: Literal["auto", "json", "console"], stream: TextIO | None = None) -> bool:
+    """Whether logs go out as JSON lines: asked for, or ``auto`` on a stream that is no terminal."""
+    return fmt == "json" or (fmt == "auto" and not (stream or sys.stderr).isatty())
+
+
 def configure(
     fmt: Literal["auto", "json", "console"] = "auto", level: str = "INFO", *, stream: TextIO | None = None
 ) -> None:
-    """Route structlog and stdlib logging to stderr (stdout belongs to stdio MCP and CLI output), or ``stream``."""
+    """Route structlog and stdlib logging to stderr (stdout belongs to stdio MCP and CLI output), or ``stream``.
+
+    Python's warnings (a library's ``SecurityWarning``) go through logging too, so JSON output stays one
+    object per line.
+    """
     stream = stream or sys.stderr
-    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    use_json = writes_json(fmt, stream)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -49,3 +58,4 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)

@@ -359,3 +359,19 @@ def test_a_stopping_server_gives_open_requests_a_bounded_grace(tmp_path: Path) -
 
     assert default["timeout_graceful_shutdown"] == 30
     assert chosen["timeout_graceful_shutdown"] == 5
+
+
+def test_with_json_logs_every_line_a_starting_server_writes_is_one_json_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A log shipper reads one JSON object per line: the banner and the setup link box were plain text.
+    port = _free_port()
+    monkeypatch.setenv("TESTGATE_LOG_FORMAT", "json")
+    with _started(tmp_path, "--port", str(port)) as server:
+        pass
+    lines = [json.loads(line) for line in server.seen.splitlines() if line.strip()]  # raises on any other line
+
+    started = next(line for line in lines if line["event"] == "testgate started")
+    assert started["endpoints"]["MCP"] == f"http://127.0.0.1:{port}/organizations/default/environments/dev/mcp"
+    link = next(line for line in lines if "first owner" in line["event"])
+    assert link["link"].startswith(f"http://127.0.0.1:{port}/setup?token=")

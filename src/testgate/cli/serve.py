@@ -40,6 +40,9 @@ STARTUP_FAILURE = 3  # as uvicorn.run exits when the application did not start (
 SETUP_LOGGER = "testgate.app"
 
 
+log = structlog.get_logger("testgate.serve")
+
+
 def server_settings(
     data_dir: Path | None,
     host: str | None,
@@ -99,7 +102,8 @@ def setup_panel(link: str) -> Panel:
 
 
 def announce_setup_link(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """A structlog processor: show the lifespan's setup link boxed on stderr instead of as a log line."""
+    """A structlog processor: show the lifespan's setup link boxed on stderr instead of as a log line
+    (when logs are JSON lines the link stays one, so a log shipper never meets a box)."""
     link = event.get("link")
     if event.get("logger") == SETUP_LOGGER and isinstance(link, str):
         console = Console(stderr=True, highlight=False)
@@ -111,6 +115,8 @@ def announce_setup_link(_logger: Any, _method: str, event: MutableMapping[str, A
 
 def _configure_logging(settings: Settings) -> None:
     logconfig.configure(settings.log_format, settings.log_level)
+    if logconfig.writes_json(settings.log_format):
+        return
     processors = list(structlog.get_config()["processors"])
     # Before the last processor (the stdlib formatter hand-off), after the logger name is added.
     processors.insert(len(processors) - 1, announce_setup_link)
@@ -119,6 +125,18 @@ def _configure_logging(settings: Settings) -> None:
 
 def _banner(settings: Settings) -> None:
     database = "embedded SQLite" if settings.database_url is None else "TESTGATE_DATABASE_URL"
+    if logconfig.writes_json(settings.log_format):  # one JSON object per line, as every other log line
+        where = dict(endpoints(settings))
+        log.info(
+            "testgate started",
+            version=__version__,
+            url=settings.base_url,
+            endpoints=where,
+            data_dir=str(settings.data_dir),
+            database=database,
+            runner=settings.runner.executor,
+        )
+        return
     lines = "\n".join(f"  {name:<9} {escape(url)}" for name, url in endpoints(settings))
     output.err.print(
         f"[bold]testgate {__version__}[/] on {escape(settings.base_url)}\n{lines}\n"
