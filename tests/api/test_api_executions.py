@@ -48,6 +48,8 @@ async def test_a_run_is_started_waited_for_and_read_back_over_rest(
     assert run["waited"]["executions"][0]["tests"] == {"total": 2, "passed": 1, "failed": 1, "skipped": 0, "errored": 0}
     assert detail.json()["tags"] == {"branch": "main"}
     assert [s["status"] for s in detail.json()["steps"]] == ["passed", "passed"]
+    assert detail.json()["attempts"] == 1  # docs/deployment.md: which runner ran it, and how often
+    assert detail.json()["runner"] == executor.runner_id
     assert [line["text"] for line in logs.json()["lines"] if line["text"] == "hello"] == ["hello"]
     assert failed.json()["total"] == 2
     assert [(r["name"], r["message"]) for r in failed.json()["results"]] == [("divides", "boom")]

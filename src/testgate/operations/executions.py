@@ -96,6 +96,8 @@ async def detail(ctx: OpContext, row: ExecutionRow) -> ExecutionDetail:
         dashboard_url=links.console_url(
             ctx.platform.settings.base_url, ctx.organization.slug, ctx.env.slug, "execution", row.id
         ),
+        runner=row.runner_id,
+        attempts=row.attempts,
     )
 
 

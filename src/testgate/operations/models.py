@@ -99,6 +99,10 @@ class ExecutionDetail(ExecutionSummary):
     log_lines: int = 0
     log_truncated: bool = False
     dashboard_url: str = ""
+    runner: str | None = Field(
+        default=None, description="the runner that took it: host:pid, and a Celery worker's name (none yet: queued)"
+    )
+    attempts: int = Field(default=0, description="runs started; more than 1 after a lost worker's retry")
 
 
 class Deleted(BaseModel):
