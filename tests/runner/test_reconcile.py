@@ -170,3 +170,24 @@ def test_a_runner_id_names_host_and_process() -> None:
     assert RunnerIdentity.parse("build-1:1234:abcd") == RunnerIdentity("build-1", 1234)
     assert RunnerIdentity.parse("garbage") is None
     assert RunnerIdentity.parse(None) is None
+
+
+async def test_a_starting_runner_removes_the_workspaces_of_ended_executions_and_keeps_live_ones(
+    runner: Harness, platform: Platform
+) -> None:
+    # docs/workflows.md: the workspace is removed. A killed worker's workspace stayed for good: its
+    # execution was settled by another process, which cannot reach that machine's disk.
+    from testgate.runner import workspace
+    from testgate.runner.reconcile import remove_leftover_workspaces
+
+    ended = await left_behind(runner, status="failed", runner_id=None, heartbeat=None, created=utcnow())
+    live = await left_behind(runner, status="running", runner_id=f"{HOST}:1:w", heartbeat=utcnow(), created=utcnow())
+    root = platform.settings.workspaces_dir
+    for execution_id in (ended, live, "01ARZ3NDEKTSV4RRFFQ69G5FAV"):  # the last one's execution is gone
+        path = await workspace.create(root, execution_id)
+        (path / "out.txt").write_text("left behind")
+
+    removed = await remove_leftover_workspaces(platform)
+
+    assert sorted(removed) == sorted([ended, "01ARZ3NDEKTSV4RRFFQ69G5FAV"])
+    assert sorted(p.name for p in root.iterdir()) == [live]

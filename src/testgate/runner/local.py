@@ -17,7 +17,7 @@ from testgate.platform import executions
 from testgate.platform.context import Platform
 from testgate.runner import state
 from testgate.runner.job import Job
-from testgate.runner.reconcile import new_runner_id, reconcile
+from testgate.runner.reconcile import new_runner_id, reconcile, remove_leftover_workspaces
 from testgate.store.db import UNREACHABLE
 
 log = structlog.get_logger("testgate.runner")
@@ -48,6 +48,7 @@ class LocalExecutor:
         if self._heartbeat is not None:
             return
         await reconcile(self.platform)
+        await remove_leftover_workspaces(self.platform)
         self._accepting = True
         self._heartbeat = asyncio.create_task(self._beat(), name="testgate-runner-heartbeat")
 

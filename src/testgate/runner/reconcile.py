@@ -9,6 +9,7 @@ executions sent to a broker queue: they wait there, and ``runner.reaper`` settle
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -20,6 +21,7 @@ import structlog
 from sqlalchemy import ColumnElement, select, update
 
 from testgate.platform.context import Platform
+from testgate.platform.executions import TERMINAL
 from testgate.platform.logs import SYSTEM_STEP
 from testgate.runner import state, workspace
 from testgate.store.base import utcnow
@@ -162,3 +164,26 @@ async def reconcile(platform: Platform) -> list[str]:
     if failed:
         log.warning("reconciled orphaned executions", count=len(failed), execution_ids=failed)
     return failed
+
+
+async def remove_leftover_workspaces(platform: Platform) -> list[str]:
+    """Remove the workspaces on this machine of executions that ended (or are gone); their ids.
+
+    A runner that dies leaves its workspace behind, and the execution is settled elsewhere (by another
+    replica's reaper, or run again on another worker), which cannot reach this machine's disk. So each
+    runner sweeps its own workspace directory when it starts. Workspaces of executions still queued or
+    running are left alone: another process on this machine (a CLI run, another worker) may be using them.
+    """
+    root = platform.settings.workspaces_dir
+    names = await asyncio.to_thread(lambda: [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else [])
+    if not names:
+        return []
+    async with platform.db.session(write=False) as session:
+        rows = await session.execute(select(ExecutionRow.id, ExecutionRow.status).where(ExecutionRow.id.in_(names)))
+        live = {execution_id for execution_id, status in rows if status not in TERMINAL}
+    removed = [name for name in names if name not in live]
+    for name in removed:
+        await workspace.remove(workspace.workspace_path(root, name))
+    if removed:
+        log.info("removed workspaces of ended executions", count=len(removed))
+    return removed

@@ -35,7 +35,13 @@ from testgate.runner import state
 from testgate.runner.celery_app import TASK, SecretBox, create_celery, worker_queues
 from testgate.runner.job import Job
 from testgate.runner.reaper import is_lost, settle_lost
-from testgate.runner.reconcile import STALE_HEARTBEATS, Candidate, fail, new_runner_id
+from testgate.runner.reconcile import (
+    STALE_HEARTBEATS,
+    Candidate,
+    fail,
+    new_runner_id,
+    remove_leftover_workspaces,
+)
 from testgate.runtime import database_for
 from testgate.store.base import utcnow
 from testgate.store.db import UNREACHABLE, create_engine
@@ -132,6 +138,10 @@ class _PoolProcess:
         self.platform = Platform(settings=settings, db=db, events=events or Events())
         if events is not None:
             self.loop.run_until_complete(events.start(listen=False))  # it only publishes
+        try:  # what a worker killed on this machine left behind (its executions were settled elsewhere)
+            self.loop.run_until_complete(remove_leftover_workspaces(self.platform))
+        except UNREACHABLE:
+            log.warning("could not look for leftover workspaces", exc_info=True)
 
     def attend(self, execution_id: str, sealed: str, box: SecretBox) -> float | None:
         return self.loop.run_until_complete(attend(self.platform, self.runner_id, execution_id, sealed, box))
