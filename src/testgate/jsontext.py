@@ -1,4 +1,4 @@
-"""JSON text with ``json.dumps``'s output, its C encoder built once.
+"""JSON text with ``json.dumps``'s output, its C encoder built once; and ``loads`` for untrusted input.
 
 ``json.dumps`` (and ``JSONEncoder.encode``) builds a new C encoder, a markers dict and a closure on every
 call, which costs more than encoding a small value: the audit event of every tool call encodes several.
@@ -9,6 +9,7 @@ circular references (``check_circular=False``: a cycle ends in ``RecursionError`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from json.encoder import JSONEncoder, encode_basestring_ascii
 from typing import Any
@@ -35,3 +36,13 @@ def encoder(
 
 dumps = encoder()
 """``json.dumps`` with its default options (the JSON columns' serializer)."""
+
+
+def loads(data: str | bytes | bytearray) -> Any:
+    """``json.loads`` for input from outside: a document nested past the parser's depth raises
+    ``RecursionError``, not ``ValueError``; here it is a ``ValueError`` too (no caller takes such a
+    document), so one ``except ValueError`` refuses every malformed one instead of a 500."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None

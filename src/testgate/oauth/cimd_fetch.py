@@ -10,7 +10,6 @@ second lookup); follow no redirect; stop after ``max_bytes`` and ``timeout``.
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import anyio
 import httpx
 import structlog
 
+from testgate import jsontext
 from testgate.http.outbound import Outbound, pinned_url
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -109,8 +109,8 @@ class Fetcher:
         except TimeoutError:
             raise FetchRefused("fetching the client metadata document timed out") from None
         try:
-            document = json.loads(body)
-        except (ValueError, RecursionError):  # nested past the parser's depth counts as not JSON
+            document = jsontext.loads(body)
+        except ValueError:
             raise FetchRefused("the client metadata document is not JSON") from None
         if not isinstance(document, dict):
             raise FetchRefused("the client metadata document is not a JSON object")

@@ -11,7 +11,6 @@ scope and the user's current role or grant in that environment, and it holds not
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from testgate import jsontext
 from testgate.access.principal import Permission, Principal, Role
 from testgate.config import Settings
 from testgate.errors import Unauthenticated
@@ -89,8 +89,8 @@ def unverified_header(token: str) -> dict[str, Any]:
     """The JOSE header, decoded but not trusted; ``Unauthenticated`` if it is not a JSON object."""
     segment = token.split(".", 1)[0]
     try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, RecursionError):
+        header = jsontext.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except ValueError:
         raise Unauthenticated("the access token is malformed") from None
     if not isinstance(header, dict):
         raise Unauthenticated("the access token is malformed")

@@ -19,7 +19,6 @@ need them, and none of them reads a cookie.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
@@ -28,6 +27,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, request_response
 from starlette.types import ASGIApp
 
+from testgate import jsontext
 from testgate.oauth import clients, context, endpoints, events, keys, metadata, revoke, sso, sso_routes, token
 from testgate.oauth.errors import NO_STORE, OAuthError, error_response, on_oauth_error
 
@@ -71,8 +71,8 @@ async def registration_endpoint(request: Request) -> JSONResponse:
     if len(body) > MAX_REGISTRATION:
         raise OAuthError("the registration request is too large", error="invalid_client_metadata")
     try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):  # nested past the parser's depth counts as not JSON
+        document = jsontext.loads(body)
+    except ValueError:
         raise OAuthError("the registration request is not JSON", error="invalid_client_metadata") from None
     if not isinstance(document, dict):
         raise OAuthError("the registration request must be a JSON object", error="invalid_client_metadata")

@@ -30,6 +30,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
+from testgate import jsontext
 from testgate.http.outbound import Outbound
 from testgate.oauth.pkce import s256
 from testgate.oauth.settings import UpstreamSettings
@@ -134,8 +135,8 @@ async def _document(
     except httpx.HTTPError as exc:
         raise SsoRefused(f"the identity provider could not be reached ({type(exc).__name__})") from None
     try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
+        document = jsontext.loads(body)
+    except ValueError:
         raise SsoRefused(f"the identity provider's answer from {url} is not JSON") from None
     if not isinstance(document, dict):
         raise SsoRefused(f"the identity provider's answer from {url} is not a JSON object")
